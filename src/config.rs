@@ -1,0 +1,98 @@
+//! Configuration: every knob of the external contract, by flag or environment
+//! variable (the flag wins), with the contract's defaults.
+//!
+//! One plain struct, parsed once at start-up by clap and then passed by value, so
+//! tests can build a `Config` by hand (`Config::for_tests`) without touching the
+//! process environment.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+
+/// Sells the last seats of a train to a swarm of buyers at once, never overselling.
+///
+/// Every reservation is one atomic Redis Lua script. With no REDIS_URL the service
+/// starts its own private redis-server (data under ./data/redis).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "train-reservation", version, about, long_about = None)]
+pub struct Config {
+    /// HTTP listen address (Docker sets 0.0.0.0:8000).
+    #[arg(long = "bind", env = "BIND_ADDR", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// redis://, rediss:// or redis-cluster:// URL. Unset: start a private
+    /// redis-server child on a free loopback port, data under ./data/redis.
+    #[arg(long = "redis-url", env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// PX (milliseconds) of the per-train lock each script takes.
+    #[arg(long = "lock-ttl-ms", env = "LOCK_TTL_MS", default_value_t = 3000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub lock_ttl_ms: u64,
+
+    /// Train used when a request names none.
+    #[arg(long = "default-train", env = "DEFAULT_TRAIN", default_value = "default",
+          value_parser = parse_train_id)]
+    pub default_train: String,
+
+    /// Seats given to the default train at start-up, only if it does not exist yet
+    /// (a restart never resets stock).
+    #[arg(long = "default-stock", env = "DEFAULT_STOCK", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(0..=crate::request::MAX_CAPACITY))]
+    pub default_stock: u64,
+
+    /// First segment of every Redis key: PREFIX:{ID}:stock and so on.
+    #[arg(long = "key-prefix", env = "KEY_PREFIX", default_value = "train",
+          value_parser = parse_prefix)]
+    pub key_prefix: String,
+
+    /// Bearer token for the admin endpoints (PUT /trains/{id}). Unset: they answer 403.
+    #[arg(long = "admin-token", env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Upper bound (milliseconds) on one request's Redis work; past it the request
+    /// answers 503 and the client may retry (safely, with an Idempotency-Key).
+    #[arg(long = "request-timeout-ms", env = "REQUEST_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub request_timeout_ms: u64,
+}
+
+impl Config {
+    /// The contract's defaults, listening on a free loopback port, for a given Redis.
+    pub fn for_tests(redis_url: &str) -> Config {
+        let mut config = Config::parse_from(["train-reservation"]);
+        config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.redis_url = Some(redis_url.to_owned());
+        config
+    }
+
+    pub fn lock_ttl(&self) -> Duration {
+        Duration::from_millis(self.lock_ttl_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+fn parse_train_id(value: &str) -> Result<String, String> {
+    if crate::request::valid_train_id(value) {
+        Ok(value.to_owned())
+    } else {
+        Err("a train id is 1 to 64 characters of A-Z a-z 0-9 _ . -".to_owned())
+    }
+}
+
+/// The prefix becomes part of every key; braces would break the Cluster hash tag.
+fn parse_prefix(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'{' | b'}'));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("a key prefix is 1 to 64 visible ASCII characters, without { or }".to_owned())
+    }
+}

@@ -1,0 +1,26 @@
+//! train-reservation: sells the last seats of a train to a swarm of buyers at
+//! once and never oversells.
+//!
+//! Each reservation is one Redis Lua script (`lua/reserve.lua`), so the check
+//! and the decrement can never interleave with another buyer's. The modules,
+//! in the order a request meets them:
+//!
+//! - [`config`]: flags and environment variables of the contract;
+//! - [`server`]: listening, start-up against Redis, graceful shutdown;
+//! - [`api`]: routing and one handler per endpoint;
+//! - [`request`]: parsing and validating what clients send;
+//! - [`respond`]: the JSON responses and error bodies;
+//! - [`store`]: the Redis pool and one typed call per Lua script;
+//! - [`embedded`]: the private redis-server used when no REDIS_URL is given.
+
+pub mod api;
+pub mod config;
+pub mod embedded;
+pub mod request;
+pub mod respond;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use embedded::EmbeddedRedis;
+pub use server::Server;

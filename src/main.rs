@@ -1,0 +1,70 @@
+//! The `train-reservation` binary: parse the configuration, start a private
+//! redis-server when no REDIS_URL is given, serve until SIGINT or SIGTERM.
+//! Everything else lives in the library crate, where tests drive it.
+
+use std::{path::Path, process::ExitCode};
+
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use train_reservation::{Config, EmbeddedRedis, Server};
+
+/// Where the embedded redis-server keeps its data, relative to the working directory.
+const EMBEDDED_DIR: &str = "data/redis";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let config = Config::parse();
+
+    // Started here, on the main thread, so the child's parent-death signal
+    // follows the process's lifetime (see `embedded`).
+    let (embedded, url) = match &config.redis_url {
+        Some(url) => (None, url.clone()),
+        None => match EmbeddedRedis::start(Path::new(EMBEDDED_DIR)) {
+            Ok(redis) => {
+                let url = redis.url();
+                tracing::info!(
+                    %url, pid = redis.pid(), dir = %redis.dir().display(),
+                    "started a private redis-server (inspect it with: redis-cli -p {})", redis.port()
+                );
+                (Some(redis), url)
+            }
+            Err(e) => {
+                eprintln!("train-reservation: cannot start the embedded Redis: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+
+    let server = match Server::start(config, &url).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("train-reservation: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = stop_signal().await {
+        eprintln!("train-reservation: cannot listen for signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    tracing::info!("stopping: draining in-flight requests");
+    server.shutdown().await;
+    drop(embedded);
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn stop_signal() -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Parsing and validating what clients send: JSON bodies, train ids, the
+//! Idempotency-Key and the admin bearer token.
+//!
+//! Pure functions from bytes and strings to typed requests, or to the sentence
+//! a 422 carries. Nothing here touches Redis, so bad input can never change a
+//! key, and the whole surface can be tested (and fuzzed) without a server.
+
+use serde::Deserialize;
+
+/// Largest request body read, in bytes; larger ones get 413.
+pub const MAX_BODY: usize = 16 * 1024;
+/// Seats one request may book.
+pub const MAX_SEATS: u64 = 10;
+/// Largest train a PUT may create.
+pub const MAX_CAPACITY: u64 = 1_000_000_000;
+/// Longest user id kept with a reservation.
+const MAX_USER_ID: usize = 128;
+
+/// `[A-Za-z0-9_.-]{1,64}`: the ids that can become part of a key.
+pub fn valid_train_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// A validated `POST /reserve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserve {
+    pub train_id: String,
+    pub user_id: Option<String>,
+    pub seats: u8,
+}
+
+impl Reserve {
+    /// Identifies the request for Idempotency-Key matching: the same key with a
+    /// different fingerprint is a client bug (422), not a replay.
+    pub fn fingerprint(&self) -> String {
+        let user = self.user_id.as_deref().unwrap_or("");
+        format!("{}|{}|{}", self.train_id, self.seats, user)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReserveBody {
+    train_id: Option<String>,
+    user_id: Option<String>,
+    seats: Option<u64>,
+}
+
+/// Parses a `POST /reserve` body (empty means all defaults).
+pub fn parse_reserve(body: &[u8], default_train: &str) -> Result<Reserve, String> {
+    let parsed: ReserveBody = if is_blank(body) {
+        ReserveBody {
+            train_id: None,
+            user_id: None,
+            seats: None,
+        }
+    } else {
+        parse_json(body)?
+    };
+    let train_id = parsed.train_id.unwrap_or_else(|| default_train.to_owned());
+    if !valid_train_id(&train_id) {
+        return Err(bad_train_id());
+    }
+    let seats = parsed.seats.unwrap_or(1);
+    let seats = match u8::try_from(seats) {
+        Ok(n) if (1..=MAX_SEATS).contains(&seats) => n,
+        _ => return Err(format!("seats must be an integer from 1 to {MAX_SEATS}")),
+    };
+    if let Some(user) = &parsed.user_id {
+        let ok = (1..=MAX_USER_ID).contains(&user.chars().count())
+            && !user.chars().any(char::is_control);
+        if !ok {
+            return Err(format!(
+                "user_id must be 1 to {MAX_USER_ID} characters, without control characters"
+            ));
+        }
+    }
+    Ok(Reserve {
+        train_id,
+        user_id: parsed.user_id,
+        seats,
+    })
+}
+
+/// A validated `PUT /trains/{id}` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutTrain {
+    pub capacity: u64,
+    #[serde(default)]
+    pub reset: bool,
+}
+
+pub fn parse_put_train(body: &[u8]) -> Result<PutTrain, String> {
+    if is_blank(body) {
+        return Err("a body is required: {\"capacity\": N, \"reset\": false}".to_owned());
+    }
+    let put: PutTrain = parse_json(body)?;
+    if put.capacity > MAX_CAPACITY {
+        return Err(format!(
+            "capacity must be an integer from 0 to {MAX_CAPACITY}"
+        ));
+    }
+    Ok(put)
+}
+
+/// An Idempotency-Key is 1 to 255 visible ASCII characters.
+pub fn parse_idempotency_key(raw: &[u8]) -> Result<&str, String> {
+    let ok = (1..=255).contains(&raw.len()) && raw.iter().all(u8::is_ascii_graphic);
+    match std::str::from_utf8(raw) {
+        Ok(key) if ok => Ok(key),
+        _ => Err("Idempotency-Key must be 1 to 255 visible ASCII characters".to_owned()),
+    }
+}
+
+/// How the admin bearer token compares.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// No ADMIN_TOKEN configured: admin endpoints are off (403).
+    Disabled,
+    /// Missing or wrong credentials (401).
+    Denied,
+    Allowed,
+}
+
+/// Checks an `Authorization` header against the configured token, in time
+/// that does not depend on where they differ.
+pub fn check_admin(configured: Option<&str>, authorization: Option<&[u8]>) -> Admin {
+    let Some(expected) = configured else {
+        return Admin::Disabled;
+    };
+    let presented = authorization
+        .and_then(|h| h.strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    let same_length = presented.len() == expected.len();
+    let diff = presented
+        .iter()
+        .zip(expected.as_bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if same_length && diff == 0 && !expected.is_empty() {
+        Admin::Allowed
+    } else {
+        Admin::Denied
+    }
+}
+
+pub fn bad_train_id() -> String {
+    "train_id must be 1 to 64 characters of A-Z a-z 0-9 _ . -".to_owned()
+}
+
+fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_defaults_and_limits() {
+        let r = parse_reserve(b"", "default").expect("empty body is valid");
+        assert_eq!(
+            (r.train_id.as_str(), r.seats, r.user_id),
+            ("default", 1, None)
+        );
+        let r =
+            parse_reserve(br#"{"train_id":"t-1","user_id":"u","seats":10}"#, "d").expect("valid");
+        assert_eq!((r.train_id.as_str(), r.seats), ("t-1", 10));
+        for bad in [
+            &br#"{"seats":0}"#[..],
+            br#"{"seats":11}"#,
+            br#"{"seats":-1}"#,
+            br#"{"seats":1.5}"#,
+            br#"{"seats":"1"}"#,
+            br#"{"seats":99999999999999999999999}"#,
+            br#"{"train_id":"a b"}"#,
+            br#"{"train_id":""}"#,
+            br#"{"train_id":7}"#,
+            br#"{"user_id":""}"#,
+            br#"{"extra":1}"#,
+            br#"[1]"#,
+            b"{",
+            b"\xff",
+        ] {
+            assert!(
+                parse_reserve(bad, "d").is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn train_ids() {
+        assert!(valid_train_id("A-z_0.9"));
+        assert!(valid_train_id(&"x".repeat(64)));
+        assert!(!valid_train_id(&"x".repeat(65)));
+        assert!(!valid_train_id("a{b}"));
+        assert!(!valid_train_id("a:b"));
+        assert!(!valid_train_id("é"));
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert_eq!(parse_idempotency_key(b"k-1"), Ok("k-1"));
+        assert!(parse_idempotency_key(&[b'k'; 255]).is_ok());
+        assert!(parse_idempotency_key(&[b'k'; 256]).is_err());
+        assert!(parse_idempotency_key(b"").is_err());
+        assert!(parse_idempotency_key(b"a b").is_err());
+        assert!(parse_idempotency_key("é".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn admin_tokens() {
+        assert_eq!(check_admin(None, Some(b"Bearer x")), Admin::Disabled);
+        assert_eq!(
+            check_admin(Some("s3cret"), Some(b"Bearer s3cret")),
+            Admin::Allowed
+        );
+        assert_eq!(
+            check_admin(Some("s3cret"), Some(b"Bearer s3cre")),
+            Admin::Denied
+        );
+        assert_eq!(
+            check_admin(Some("s3cret"), Some(b"Bearer s3cretx")),
+            Admin::Denied
+        );
+        assert_eq!(check_admin(Some("s3cret"), Some(b"s3cret")), Admin::Denied);
+        assert_eq!(check_admin(Some("s3cret"), None), Admin::Denied);
+    }
+
+    #[test]
+    fn put_train_bodies() {
+        assert_eq!(
+            parse_put_train(br#"{"capacity":5}"#),
+            Ok(PutTrain {
+                capacity: 5,
+                reset: false
+            })
+        );
+        assert!(parse_put_train(br#"{"capacity":5,"reset":true}"#).is_ok_and(|p| p.reset));
+        for bad in [
+            &b""[..],
+            br#"{}"#,
+            br#"{"capacity":-1}"#,
+            br#"{"capacity":1,"x":1}"#,
+            br#"{"capacity":1000000001}"#,
+            br#"{"capacity":1,"reset":"yes"}"#,
+        ] {
+            assert!(
+                parse_put_train(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
