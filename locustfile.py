@@ -1,0 +1,222 @@
+"""Locust load test for train-reservation: a swarm racing for the last seats.
+
+Each simulated user POSTs /reserve again and again with almost no pause. The
+expected answers count as successes: 200 (a seat), 400 (sold out) and 429
+(the train's lock is held). Anything else (404, 422, 5xx, a connection
+error) is a failure. When the test stops, the train(s) are read back with
+GET /trains/{id}; the run fails (exit code 1) if a train shows remaining < 0,
+capacity != remaining + sold, a lock left behind, or (if asked) a sold count
+other than the one expected.
+
+User classes (pick them at the end of the command line, or with Locust's own
+LOCUST_USER_CLASSES variable):
+
+    ReserveUser     one train, LOCUST_TRAIN (the default when no class is named)
+    MultiTrainUser  LOCUST_TRAINS trains named "<LOCUST_TRAIN>-0" .. "-<N-1>";
+                    opt-in: it runs only when named
+
+Environment:
+
+    LOCUST_TRAIN        train id (default "default", the service's default train)
+    LOCUST_TRAINS       number of trains for MultiTrainUser (default 4)
+    LOCUST_STOCK        if set together with ADMIN_TOKEN: at test start, every
+                        train used is (re)created with this capacity and its
+                        sales cleared (PUT /trains/{id} {"capacity", "reset": true})
+    ADMIN_TOKEN         bearer token for that PUT
+    LOCUST_EXPECT_SOLD  if set: at test stop, each train used must show exactly
+                        this many seats sold
+
+Run (the host always comes from --host):
+
+    # one train, 200 users, 30 s, summary only; exit code 1 on any failure
+    LOCUST_TRAIN=default locust -f locustfile.py --headless -u 200 -r 100 \\
+        -t 30s --host http://127.0.0.1:8000 --only-summary
+
+    # fresh trains of 100 seats each, all 100 must be sold, several trains
+    ADMIN_TOKEN=secret LOCUST_STOCK=100 LOCUST_EXPECT_SOLD=100 \\
+        locust -f locustfile.py --headless -u 200 -r 100 -t 30s \\
+        --host http://127.0.0.1:8000 --only-summary MultiTrainUser
+
+    # both classes at once (weights 3:1), or the web UI on :8089
+    locust -f locustfile.py --host http://127.0.0.1:8000 ReserveUser MultiTrainUser
+
+The checks at test start and stop run only on the local runner or the master,
+never on workers, so they also hold in distributed runs (--master/--worker).
+"""
+
+import itertools
+import json
+import logging
+import os
+import random
+
+import requests
+from locust import HttpUser, between, events, task
+from locust.runners import WorkerRunner
+
+TRAIN_ID = os.environ.get("LOCUST_TRAIN", "default")
+TRAINS = int(os.environ.get("LOCUST_TRAINS", "4"))
+STOCK = os.environ.get("LOCUST_STOCK")
+ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN")
+EXPECT_SOLD = os.environ.get("LOCUST_EXPECT_SOLD")
+
+if TRAINS < 1:
+    raise ValueError(f"LOCUST_TRAINS must be at least 1, got {TRAINS}")
+STOCK = int(STOCK) if STOCK not in (None, "") else None
+EXPECT_SOLD = int(EXPECT_SOLD) if EXPECT_SOLD not in (None, "") else None
+
+# Statuses that are normal answers in a race for the last seat.
+EXPECTED_STATUSES = (200, 400, 429)
+# Timeout of the set-up and check requests made at test start and stop.
+ADMIN_TIMEOUT_S = 10
+
+log = logging.getLogger("train-reservation")
+_user_numbers = itertools.count(1)
+
+
+def _reserve(user, train_id, name):
+    body = {"train_id": train_id, "user_id": user.user_id, "seats": 1}
+    with user.client.post("/reserve", json=body, name=name, catch_response=True) as resp:
+        if resp.status_code in EXPECTED_STATUSES:
+            resp.success()
+        else:
+            detail = (resp.text or "")[:300] if resp.status_code else repr(resp.error)
+            resp.failure(f"status {resp.status_code}: {detail}")
+
+
+class ReserveUser(HttpUser):
+    """One buyer among many, all asking for one seat of the same train."""
+
+    weight = 3
+    wait_time = between(0, 0.05)
+
+    def on_start(self):
+        self.user_id = f"locust-{os.getpid()}-{next(_user_numbers)}"
+
+    @task
+    def reserve(self):
+        _reserve(self, TRAIN_ID, "/reserve")
+
+    @staticmethod
+    def trains():
+        return [TRAIN_ID]
+
+
+class MultiTrainUser(HttpUser):
+    """A buyer asking for one seat of a random train among LOCUST_TRAINS.
+
+    Opt-in: runs only when named on the command line (or in
+    LOCUST_USER_CLASSES); see _default_to_reserve_user below.
+    """
+
+    weight = 1
+    wait_time = between(0, 0.05)
+
+    def on_start(self):
+        self.user_id = f"locust-multi-{os.getpid()}-{next(_user_numbers)}"
+
+    @task
+    def reserve(self):
+        _reserve(self, random.choice(self.trains()), "/reserve [multi-train]")
+
+    @staticmethod
+    def trains():
+        return [f"{TRAIN_ID}-{i}" for i in range(TRAINS)]
+
+
+@events.init.add_listener
+def _default_to_reserve_user(environment, runner, **_kwargs):
+    """With no class named, run ReserveUser only (Locust would run every class).
+
+    Workers keep every class: the master tells them which ones to spawn.
+    """
+    if isinstance(runner, WorkerRunner):
+        return
+    options = environment.parsed_options
+    if options is not None and not getattr(options, "user_classes", None):
+        environment.user_classes = [ReserveUser]
+
+
+def _trains_used(environment):
+    trains = []
+    for user_class in environment.user_classes:
+        for train in getattr(user_class, "trains", lambda: [])():
+            if train not in trains:
+                trains.append(train)
+    return trains
+
+
+def _url(environment, train_id):
+    return f"{environment.host.rstrip('/')}/trains/{train_id}"
+
+
+def _fail(environment, message):
+    log.error(message)
+    environment.process_exit_code = 1
+
+
+@events.test_start.add_listener
+def _reset_trains(environment, **_kwargs):
+    if isinstance(environment.runner, WorkerRunner) or STOCK is None:
+        return
+    if not ADMIN_TOKEN:
+        log.warning("LOCUST_STOCK is set but ADMIN_TOKEN is not: trains left as they are")
+        return
+    if not environment.host:
+        _fail(environment, "no --host given: cannot reset the trains")
+        return
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for train in _trains_used(environment):
+        try:
+            resp = requests.put(
+                _url(environment, train),
+                json={"capacity": STOCK, "reset": True},
+                headers=headers,
+                timeout=ADMIN_TIMEOUT_S,
+            )
+        except requests.RequestException as exc:
+            _fail(environment, f"train {train}: PUT failed: {exc}")
+            continue
+        if resp.status_code in (200, 201):
+            log.info("train %s: capacity %d, sales cleared (status %d)", train, STOCK, resp.status_code)
+        else:
+            _fail(environment, f"train {train}: PUT answered {resp.status_code}: {resp.text[:300]}")
+
+
+@events.test_stop.add_listener
+def _check_trains(environment, **_kwargs):
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    if not environment.host:
+        _fail(environment, "no --host given: cannot check the trains")
+        return
+    for train in _trains_used(environment):
+        try:
+            resp = requests.get(_url(environment, train), timeout=ADMIN_TIMEOUT_S)
+        except requests.RequestException as exc:
+            _fail(environment, f"train {train}: GET failed: {exc}")
+            continue
+        if resp.status_code != 200:
+            _fail(environment, f"train {train}: GET answered {resp.status_code}: {resp.text[:300]}")
+            continue
+        try:
+            state = resp.json()
+            capacity, remaining, sold = (int(state[k]) for k in ("capacity", "remaining", "sold"))
+            locked = state["locked"]
+        except (ValueError, KeyError, TypeError) as exc:
+            _fail(environment, f"train {train}: unexpected body {resp.text[:300]!r}: {exc}")
+            continue
+        problems = []
+        if remaining < 0:
+            problems.append(f"remaining {remaining} < 0")
+        if capacity != remaining + sold:
+            problems.append(f"capacity {capacity} != remaining {remaining} + sold {sold}")
+        if locked:
+            problems.append(f"lock left behind (ttl {state.get('lock_ttl_ms')} ms)")
+        if EXPECT_SOLD is not None and sold != EXPECT_SOLD:
+            problems.append(f"sold {sold}, expected {EXPECT_SOLD}")
+        summary = f"train {train}: capacity={capacity} remaining={remaining} sold={sold} locked={json.dumps(locked)}"
+        if problems:
+            _fail(environment, f"{summary}: FAIL: {'; '.join(problems)}")
+        else:
+            print(f"{summary}: ok", flush=True)

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Locust smoke test: starts the service (with its own private redis-server) on
+# a free loopback port with a train of ONE seat, lets 200 Locust users race
+# for it for 10 s, and checks that exactly one seat was sold, none oversold
+# and no lock was left behind.
+#
+# Usage: scripts/locust-smoke.sh BINARY VENV_DIR
+#   BINARY    the train-reservation binary (e.g. target/release/train-reservation)
+#   VENV_DIR  a virtualenv with locust installed (e.g. .venv)
+# Needs: redis-server on PATH (the service starts it), curl, python3.
+# Last line: "locust smoke: 1 passed, 0 failed" (exit 0) or
+#            "locust smoke: 0 passed, 1 failed" (exit 1).
+set -euo pipefail
+
+if [[ $# -ne 2 ]]; then
+    echo "usage: $0 BINARY VENV_DIR" >&2
+    exit 2
+fi
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+locustfile="$repo_root/locustfile.py"
+
+# Absolute paths: the service runs from a temp dir.
+binary="$1"
+if [[ "$binary" != */* ]]; then
+    binary="$(command -v "$binary")" || { echo "locust smoke: no such command: $1" >&2; exit 2; }
+fi
+binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
+venv="$(cd "$2" && pwd)"
+[[ -x "$binary" ]] || { echo "locust smoke: not an executable: $binary" >&2; exit 2; }
+[[ -x "$venv/bin/locust" ]] || { echo "locust smoke: no locust in $venv/bin (pip install locust)" >&2; exit 2; }
+
+train="smoke-$$"
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+base="http://127.0.0.1:$port"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/locust-smoke.XXXXXX")"
+log="$tmp/service.log"
+pid=""
+
+log_tail() {
+    echo "--- service log (last 40 lines): $log" >&2
+    tail -n 40 "$log" >&2 || true
+    echo "---" >&2
+}
+
+# Stop the service (SIGTERM to its PID only, up to 10 s, then SIGKILL) and
+# remove the temp dir. Safe to call twice (explicitly, then from the trap).
+cleanup() {
+    if [[ -n "$pid" ]]; then
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 1 100); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            if kill -0 "$pid" 2>/dev/null; then
+                echo "locust smoke: service $pid still running 10 s after SIGTERM: SIGKILL" >&2
+                # Its own children (the private redis-server) would be orphaned: stop them too.
+                children="$(pgrep -P "$pid" || true)"
+                kill -KILL "$pid" 2>/dev/null || true
+                for child in $children; do
+                    kill -TERM "$child" 2>/dev/null || true
+                done
+                sleep 1
+            fi
+        fi
+        status=0
+        wait "$pid" 2>/dev/null || status=$?
+        if [[ "$status" -ne 0 ]]; then
+            echo "locust smoke: warning: service exited with status $status after SIGTERM (expected 0)" >&2
+        fi
+        pid=""
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+finish() {
+    local ok="$1"
+    cleanup
+    if [[ "$ok" == 1 ]]; then
+        echo "locust smoke: 1 passed, 0 failed"
+        exit 0
+    fi
+    echo "locust smoke: 0 passed, 1 failed"
+    exit 1
+}
+
+fail() {
+    echo "locust smoke: FAIL: $*" >&2
+    log_tail
+    finish 0
+}
+
+# `exec` keeps the PID: $pid is the service itself, not a subshell.
+(
+    cd "$tmp"
+    BIND_ADDR="127.0.0.1:$port" DEFAULT_STOCK=1 DEFAULT_TRAIN="$train" exec "$binary"
+) >"$log" 2>&1 </dev/null &
+pid=$!
+echo "locust smoke: service pid $pid on $base, train $train, workdir $tmp"
+
+deadline=$((SECONDS + 30))
+until curl -fsS -o /dev/null --max-time 2 "$base/readyz" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+        fail "the service exited before it was ready"
+    fi
+    if ((SECONDS >= deadline)); then
+        fail "GET $base/readyz did not answer 200 within 30 s"
+    fi
+    sleep 0.2
+done
+echo "locust smoke: service ready"
+
+locust_status=0
+(
+    cd "$tmp"
+    LOCUST_TRAIN="$train" LOCUST_EXPECT_SOLD=1 \
+        timeout -k 10 120 "$venv/bin/locust" -f "$locustfile" --headless \
+        -u 200 -r 100 -t 10s --host "$base" --only-summary
+) || locust_status=$?
+if [[ "$locust_status" -ne 0 ]]; then
+    fail "locust exited with status $locust_status"
+fi
+
+# Independent check of the final state, without Locust.
+state="$(curl -fsS --max-time 5 "$base/trains/$train")" || fail "GET $base/trains/$train failed"
+echo "locust smoke: final state $state"
+if ! STATE="$state" python3 - <<'EOF'
+import json, os, sys
+state = json.loads(os.environ["STATE"])
+expected = {"sold": 1, "remaining": 0, "capacity": 1, "locked": False}
+wrong = {k: state.get(k) for k, v in expected.items() if state.get(k) != v or type(state.get(k)) is not type(v)}
+if wrong:
+    print(f"locust smoke: expected {expected}, got {wrong}", file=sys.stderr)
+    sys.exit(1)
+EOF
+then
+    fail "final state of train $train is wrong"
+fi
+
+finish 1

@@ -1,0 +1,295 @@
+//! The test harness: a real redis-server per test (the service's own
+//! `EmbeddedRedis`, on a free loopback port with a temporary data directory),
+//! the service started in-process on port 0, an HTTP client, and a Redis
+//! client for looking at keys the way an operator with redis-cli would.
+//!
+//! Everything a `Harness` started stops when it is dropped: the server first,
+//! then redis-server by its own PID.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::{collections::BTreeMap, time::Duration};
+
+use fred::{
+    prelude::{Builder, ClientLike, Config as RedisConfig},
+    types::{ClusterHash, CustomCommand, Value},
+};
+use serde_json::Value as Json;
+use tempfile::TempDir;
+use train_reservation::{Config, EmbeddedRedis, Server};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub struct Harness {
+    pub server: Option<Server>,
+    pub redis: Option<EmbeddedRedis>,
+    pub redis_url: String,
+    pub http: reqwest::Client,
+    pub cli: fred::prelude::Client,
+    pub dir: TempDir,
+}
+
+/// A test's own Redis, started from the test's own thread (see `embedded`).
+pub fn start_redis() -> (TempDir, EmbeddedRedis) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = EmbeddedRedis::start(&dir.path().join("redis")).expect(
+        "redis-server must be installed for the tests (make test installs it: apt-get install -y redis-server)",
+    );
+    (dir, redis)
+}
+
+impl Harness {
+    /// Redis, then the service with the contract's defaults and an admin token.
+    pub async fn start() -> Harness {
+        Harness::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Harness {
+        let (dir, redis) = start_redis();
+        let redis_url = redis.url();
+        let mut config = Config::for_tests(&redis_url);
+        config.admin_token = Some(ADMIN_TOKEN.to_owned());
+        adjust(&mut config);
+        let server = Server::start(config, &redis_url)
+            .await
+            .expect("server starts");
+        let cli = redis_client(&redis_url).await;
+        let harness = Harness {
+            server: Some(server),
+            redis: Some(redis),
+            redis_url,
+            http: http_client(),
+            cli,
+            dir,
+        };
+        harness.wait_ready().await;
+        harness
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("server running")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.server().url(), path)
+    }
+
+    /// Polls /readyz until 200 (bounded): the readiness check the service offers.
+    pub async fn wait_ready(&self) {
+        wait_until_ready(&self.http, &self.url("/readyz")).await;
+    }
+
+    /// Creates a train the way an operator would: `MSET stock N capacity N`.
+    pub async fn create_train(&self, id: &str, seats: u64) {
+        self.cmd(
+            "MSET",
+            vec![
+                format!("train:{{{id}}}:stock"),
+                seats.to_string(),
+                format!("train:{{{id}}}:capacity"),
+                seats.to_string(),
+            ],
+        )
+        .await;
+    }
+
+    /// Runs any Redis command, as redis-cli would.
+    pub async fn cmd(&self, name: &'static str, args: Vec<String>) -> Value {
+        redis_cmd(&self.cli, name, args).await
+    }
+
+    pub async fn post_reserve(&self, body: Json) -> (u16, reqwest::header::HeaderMap, Json) {
+        let response = self
+            .http
+            .post(self.url("/reserve"))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /reserve");
+        parts(response).await
+    }
+
+    /// What redis-cli would show of one train.
+    pub async fn train(&self, id: &str) -> TrainKeys {
+        let key = |name: &str| format!("train:{{{id}}}:{name}");
+        let int = |v: Value| match v {
+            Value::Null => None,
+            other => Some(
+                other
+                    .as_string()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .expect("integer value"),
+            ),
+        };
+        // RESP2: HGETALL is a flat array of field, value, field, value...
+        let reservations = match self.cmd("HGETALL", vec![key("reservations")]).await {
+            Value::Array(items) => items
+                .chunks(2)
+                .map(|pair| {
+                    let field = pair[0].as_string().expect("field");
+                    let value = pair[1].as_string().expect("value");
+                    let json: Json = serde_json::from_str(&value).expect("reservation JSON");
+                    (field, json)
+                })
+                .collect(),
+            other => panic!("unexpected HGETALL reply {other:?}"),
+        };
+        TrainKeys {
+            stock: int(self.cmd("GET", vec![key("stock")]).await),
+            capacity: int(self.cmd("GET", vec![key("capacity")]).await),
+            sold: int(self.cmd("GET", vec![key("sold")]).await),
+            lock: self.cmd("GET", vec![key("lock")]).await.as_string(),
+            reservations,
+        }
+    }
+
+    /// Every key and its value (DUMP), to show that a request changed nothing.
+    pub async fn all_keys(&self) -> BTreeMap<String, Vec<u8>> {
+        let keys = match self.cmd("KEYS", vec!["*".into()]).await {
+            Value::Array(keys) => keys,
+            other => panic!("unexpected KEYS reply {other:?}"),
+        };
+        let mut all = BTreeMap::new();
+        for key in keys {
+            let key = key.as_string().expect("key");
+            let dump = match self.cmd("DUMP", vec![key.clone()]).await {
+                Value::Bytes(b) => b.to_vec(),
+                Value::String(s) => s.as_bytes().to_vec(),
+                other => panic!("unexpected DUMP reply {other:?}"),
+            };
+            all.insert(key, dump);
+        }
+        all
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // The server's tasks die with the test's runtime; Redis stops by PID here.
+        drop(self.server.take());
+        drop(self.redis.take());
+    }
+}
+
+/// One train as stored in Redis.
+#[derive(Debug)]
+pub struct TrainKeys {
+    pub stock: Option<i64>,
+    pub capacity: Option<i64>,
+    pub sold: Option<i64>,
+    pub lock: Option<String>,
+    pub reservations: BTreeMap<String, Json>,
+}
+
+impl TrainKeys {
+    /// The contract's invariants: capacity = stock + sold, stock >= 0, and
+    /// the reservations' seats add up to sold.
+    pub fn assert_invariants(&self) {
+        let stock = self.stock.expect("stock exists");
+        let sold = self.sold.unwrap_or(0);
+        assert!(stock >= 0, "stock went negative: {self:?}");
+        assert_eq!(
+            self.capacity,
+            Some(stock + sold),
+            "capacity != stock + sold: {self:?}"
+        );
+        let booked: i64 = self
+            .reservations
+            .values()
+            .map(|r| r["seats"].as_i64().expect("seats"))
+            .sum();
+        assert_eq!(booked, sold, "reservations' seats != sold: {self:?}");
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+pub async fn redis_client(url: &str) -> fred::prelude::Client {
+    let client = Builder::from_config(RedisConfig::from_url(url).expect("redis url"))
+        .build()
+        .expect("redis client");
+    client.init().await.expect("redis connects");
+    client
+}
+
+pub async fn redis_cmd(
+    client: &fred::prelude::Client,
+    name: &'static str,
+    args: Vec<String>,
+) -> Value {
+    client
+        .custom(
+            CustomCommand::new_static(name, ClusterHash::FirstKey, false),
+            args,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name} failed: {e}"))
+}
+
+pub async fn wait_until_ready(http: &reqwest::Client, url: &str) {
+    for _ in 0..400 {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} never answered 200");
+}
+
+/// Status, headers and JSON body of a response; the body must be JSON.
+pub async fn parts(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Json) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
+    (status, headers, json)
+}
+
+/// Sends raw bytes and reads the raw response (the server closes or answers
+/// within the timeout), for what an HTTP library would refuse to send.
+pub async fn raw_request(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("the server answers within 10 s");
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if response_complete(&buf) {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn response_complete(buf: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(buf);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    body.len() >= length
+}
