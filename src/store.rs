@@ -11,9 +11,9 @@ use std::time::Duration;
 use fred::{
     prelude::{
         Builder, ClientLike, Config as RedisConfig, ConnectionConfig, Error as RedisError,
-        ErrorKind, PerformanceConfig, Pool, ReconnectPolicy, TcpConfig,
+        ErrorKind, LuaInterface, PerformanceConfig, Pool, ReconnectPolicy, TcpConfig,
     },
-    types::{scripts::Script, FromValue, Value},
+    types::{scripts::Script, FromValue, MultipleKeys, Value},
 };
 
 use crate::config::Config;
@@ -159,8 +159,11 @@ impl Store {
     /// nor times commands out; both are set here so an outage gives fast 503s
     /// and heals by itself.
     pub fn new(config: &Config, url: &str) -> Result<Store, StoreError> {
-        let redis_config = RedisConfig::from_url(url)
+        let mut redis_config = RedisConfig::from_url(url)
             .map_err(|e| StoreError::Failed(format!("bad REDIS_URL: {e}")))?;
+        // Otherwise a Redis that is down at start-up ends the connection task
+        // for good, and the service would never become ready.
+        redis_config.fail_fast = false;
         let timeout = config.request_timeout();
         let pool = Builder::from_config(redis_config)
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
@@ -282,15 +285,32 @@ impl Store {
         Ok((status_code(status)?, n))
     }
 
+    /// One `EVALSHA`. On NOSCRIPT (Redis restarted, failed over, or an
+    /// operator ran SCRIPT FLUSH) it sends the script itself with `EVAL`, which
+    /// also caches it again: unlike SCRIPT LOAD then EVALSHA, no second flush
+    /// in between can make it fail.
     async fn eval<R: FromValue>(
         &self,
         script: &Script,
         keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<R, StoreError> {
-        let value: Value = self
-            .bounded(script.evalsha_with_reload(self.pool.next(), keys, args))
-            .await?;
+        let client = self.pool.next();
+        let keys = MultipleKeys::from(keys);
+        let args: Vec<Value> = args.into_iter().map(Value::from).collect();
+        let call = async {
+            match client
+                .evalsha::<Value, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
+                .await
+            {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    let lua = script.lua().cloned().unwrap_or_default();
+                    client.eval(lua, keys, args).await
+                }
+                result => result,
+            }
+        };
+        let value = self.bounded(call).await?;
         R::from_value(value)
             .map_err(|e| StoreError::Failed(format!("unexpected script reply: {e}")))
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use common::Harness;
 use serde_json::{json, Value as Json};
@@ -32,21 +32,13 @@ async fn swarm(h: &Harness, count: usize, body: Json) -> Vec<(u16, Json)> {
     results
 }
 
-fn count_by_status(results: &[(u16, Json)]) -> BTreeMap<u16, usize> {
-    let mut counts = BTreeMap::new();
-    for (status, _) in results {
-        *counts.entry(*status).or_default() += 1;
-    }
-    counts
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_race_sells_the_last_seat_exactly_once() {
     let h = Harness::start().await;
     h.create_train("last-seat", 1).await;
 
     let results = swarm(&h, 500, json!({"train_id": "last-seat", "user_id": "u"})).await;
-    let counts = count_by_status(&results);
+    let counts = common::statuses(&results);
     assert_eq!(counts.get(&200), Some(&1), "exactly one winner: {counts:?}");
     assert!(
         counts.keys().all(|s| matches!(s, 200 | 400 | 429)),
@@ -77,7 +69,7 @@ async fn n_seats_go_to_exactly_n_buyers() {
     h.create_train("fifty", 50).await;
 
     let results = swarm(&h, 300, json!({"train_id": "fifty"})).await;
-    let counts = count_by_status(&results);
+    let counts = common::statuses(&results);
     assert_eq!(counts.get(&200), Some(&50), "{counts:?}");
     assert_eq!(counts.values().sum::<usize>(), 300);
     let ids: HashSet<&str> = results
@@ -115,7 +107,7 @@ async fn multi_seat_requests_never_oversell() {
     h.create_train("ten", 10).await;
 
     let results = swarm(&h, 60, json!({"train_id": "ten", "seats": 3})).await;
-    let counts = count_by_status(&results);
+    let counts = common::statuses(&results);
     assert_eq!(
         counts.get(&200),
         Some(&3),

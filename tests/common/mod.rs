@@ -293,3 +293,88 @@ fn response_complete(buf: &[u8]) -> bool {
         .unwrap_or(0);
     body.len() >= length
 }
+
+/// A bounded background load: `workers` tasks each posting `body` to
+/// /reserve one request after another, until `finish` or `max_each` requests.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tasks: tokio::task::JoinSet<Vec<(u16, Json)>>,
+}
+
+impl Load {
+    pub fn start(h: &Harness, workers: usize, max_each: usize, body: Json) -> Load {
+        use std::sync::{atomic::*, Arc};
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            let (http, url, body) = (h.http.clone(), h.url("/reserve"), body.clone());
+            let (stop, done, ok) = (stop.clone(), done.clone(), ok.clone());
+            tasks.spawn(async move {
+                let mut results = Vec::new();
+                while !stop.load(Ordering::Relaxed) && results.len() < max_each {
+                    let result = match http.post(&url).json(&body).send().await {
+                        Ok(response) => {
+                            let (status, _, json) = parts(response).await;
+                            (status, json)
+                        }
+                        Err(e) => (0, Json::String(e.to_string())),
+                    };
+                    if result.0 == 200 {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                    results.push(result);
+                }
+                results
+            });
+        }
+        Load {
+            stop,
+            done,
+            ok,
+            tasks,
+        }
+    }
+
+    pub fn completed(&self) -> usize {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn succeeded(&self) -> usize {
+        self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits (bounded) until `count()` reaches `target`: progress of the load
+    /// itself is the signal, not the clock.
+    pub async fn wait_for(&self, what: &str, count: impl Fn(&Load) -> usize, target: usize) {
+        for _ in 0..3000 {
+            if count(self) >= target {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("load never reached {target} {what} (at {})", count(self));
+    }
+
+    pub async fn finish(mut self) -> Vec<(u16, Json)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        while let Some(results) = self.tasks.join_next().await {
+            all.extend(results.expect("load task"));
+        }
+        all
+    }
+}
+
+/// How many answers had each status (0 = no HTTP answer at all).
+pub fn statuses(results: &[(u16, Json)]) -> BTreeMap<u16, usize> {
+    let mut counts = BTreeMap::new();
+    for (status, _) in results {
+        *counts.entry(*status).or_default() += 1;
+    }
+    counts
+}
