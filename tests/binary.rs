@@ -55,6 +55,19 @@ impl Service {
             .expect("the service has a redis-server child")
     }
 
+    /// The port of that redis-server, from its process title
+    /// ("redis-server 127.0.0.1:PORT").
+    fn redis_port(&self) -> u16 {
+        let cmdline =
+            std::fs::read(format!("/proc/{}/cmdline", self.redis_pid())).expect("cmdline");
+        let title = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        title
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("127.0.0.1:"))
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {title:?}"))
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("service.log")).unwrap_or_default()
     }
@@ -174,4 +187,76 @@ fn without_redis_server_on_path_it_exits_with_a_hint() {
         "{stderr}"
     );
     assert!(stderr.contains("REDIS_URL"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let mut service = Service::start();
+    let http = common::http_client();
+    common::wait_until_ready(&http, &service.url("/readyz")).await;
+    let redis = common::redis_client(&format!("redis://127.0.0.1:{}", service.redis_port())).await;
+    common::redis_cmd(
+        &redis,
+        "MSET",
+        ["train:{slow}:stock", "100", "train:{slow}:capacity", "100"]
+            .map(String::from)
+            .into(),
+    )
+    .await;
+
+    // Hold every write in Redis so requests pile up inside the service.
+    common::redis_cmd(
+        &redis,
+        "CLIENT",
+        ["PAUSE", "1500", "WRITE"].map(String::from).into(),
+    )
+    .await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (http, url) = (http.clone(), service.url("/reserve"));
+        requests.spawn(async move {
+            http.post(url)
+                .json(&json!({"train_id": "slow"}))
+                .send()
+                .await
+        });
+    }
+    // In flight: both pool connections are blocked on a reservation script.
+    let mut blocked = 0;
+    for _ in 0..200 {
+        let info = common::redis_cmd(&redis, "INFO", vec!["clients".into()]).await;
+        let text = info.as_string().unwrap_or_default();
+        blocked = text
+            .lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        if blocked >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(blocked >= 2, "requests reached Redis before the signal");
+    signal(service.child.id(), libc::SIGTERM);
+
+    let (mut ok, mut refused) = (0, 0);
+    while let Some(result) = requests.join_next().await {
+        match result.expect("task") {
+            Ok(response) => {
+                assert_eq!(response.status(), 200, "an accepted request completes");
+                ok += 1;
+            }
+            // Sent after the listener closed: never accepted, nothing lost.
+            Err(e) if e.is_connect() => refused += 1,
+            Err(e) => panic!("a request broke during shutdown: {e}"),
+        }
+    }
+    eprintln!("SIGTERM with requests in flight: {ok} completed with 200, {refused} refused");
+    assert!(ok >= 2, "{ok} completed");
+    let status = service.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit 0: {status:?}\n{}",
+        service.log()
+    );
 }
