@@ -1,0 +1,43 @@
+# train-reservation: the commands a developer and CI use.
+#   make run       build and run the service (private redis-server under ./data/redis)
+#   make test      unit + integration tests against real redis-servers, then a Locust smoke run
+#   make loadtest  a longer Locust swarm against a fresh service
+#   make bench     throughput and latency figures (see README "Performance")
+# redis-server is installed with apt-get when missing and running as root;
+# otherwise the target stops and says how to install it.
+
+VENV          ?= .venv
+LOCUST        := $(VENV)/bin/locust
+LOCUST_SPEC   ?= locust==2.47.0
+CARGO         ?= cargo
+
+.PHONY: run test loadtest bench redis venv clean
+
+redis:
+	@scripts/ensure-redis.sh
+
+# Locust lives in a git-ignored virtualenv under the project.
+$(LOCUST):
+	@echo "installing Locust into $(VENV) (pip, about a minute)..."
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check "$(LOCUST_SPEC)"
+
+venv: $(LOCUST)
+
+run: redis
+	$(CARGO) run --release --locked
+
+test: redis venv
+	$(CARGO) test --locked
+	$(CARGO) build --locked
+	scripts/locust-smoke.sh target/debug/train-reservation $(VENV)
+
+loadtest: redis venv
+	$(CARGO) build --release --locked
+	LOCUST_USERS=$${LOCUST_USERS:-1000} LOCUST_RUN_TIME=$${LOCUST_RUN_TIME:-60s} \
+	  LOCUST_SEATS=$${LOCUST_SEATS:-100} \
+	  scripts/locust-smoke.sh target/release/train-reservation $(VENV)
+
+clean:
+	$(CARGO) clean
+	rm -rf data
