@@ -38,6 +38,14 @@ loadtest: redis venv
 	  LOCUST_SEATS=$${LOCUST_SEATS:-100} \
 	  scripts/locust-smoke.sh target/release/train-reservation $(VENV)
 
+# Needs wrk and redis-benchmark (Debian: wrk, redis-tools); installs wrk as root.
+bench: redis
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && echo "installing wrk (apt-get)..." && \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; } || \
+	  { echo "wrk is missing: sudo apt-get install -y wrk" >&2; exit 1; }
+	$(CARGO) build --release --locked
+	python3 bench/bench.py
+
 clean:
 	$(CARGO) clean
 	rm -rf data

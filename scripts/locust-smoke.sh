@@ -7,6 +7,9 @@
 # Usage: scripts/locust-smoke.sh BINARY VENV_DIR
 #   BINARY    the train-reservation binary (e.g. target/release/train-reservation)
 #   VENV_DIR  a virtualenv with locust installed (e.g. .venv)
+# Optional environment, for longer load runs (defaults: the smoke test):
+#   LOCUST_USERS (200), LOCUST_SPAWN_RATE (100), LOCUST_RUN_TIME (10s),
+#   LOCUST_SEATS (1): seats of the train; all of them must be sold.
 # Needs: redis-server on PATH (the service starts it), curl, python3.
 # Last line: "locust smoke: 1 passed, 0 failed" (exit 0) or
 #            "locust smoke: 0 passed, 1 failed" (exit 1).
@@ -25,12 +28,27 @@ binary="$1"
 if [[ "$binary" != */* ]]; then
     binary="$(command -v "$binary")" || { echo "locust smoke: no such command: $1" >&2; exit 2; }
 fi
+[[ -f "$binary" && -x "$binary" ]] || { echo "locust smoke: not an executable file: $binary" >&2; exit 2; }
+[[ -x "$2/bin/locust" ]] || { echo "locust smoke: no $2/bin/locust (python3 -m venv $2 && $2/bin/pip install locust)" >&2; exit 2; }
 binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
 venv="$(cd "$2" && pwd)"
-[[ -x "$binary" ]] || { echo "locust smoke: not an executable: $binary" >&2; exit 2; }
-[[ -x "$venv/bin/locust" ]] || { echo "locust smoke: no locust in $venv/bin (pip install locust)" >&2; exit 2; }
 
 train="smoke-$$"
+users="${LOCUST_USERS:-200}"
+spawn_rate="${LOCUST_SPAWN_RATE:-100}"
+run_time="${LOCUST_RUN_TIME:-10s}"
+seats="${LOCUST_SEATS:-1}"
+[[ "$seats" =~ ^[1-9][0-9]*$ ]] || { echo "locust smoke: LOCUST_SEATS must be a positive integer, got '$seats'" >&2; exit 2; }
+# Hard bound on the Locust process: its run time plus two minutes.
+run_secs="$(python3 -c '
+import re, sys
+t = sys.argv[1]
+parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", t.strip())
+if not t.strip() or not parts:
+    sys.exit(f"locust smoke: bad LOCUST_RUN_TIME {t!r} (use e.g. 30s, 2m, 1h30m)")
+h, m, s = (int(x or 0) for x in parts.groups())
+print(h * 3600 + m * 60 + s)
+' "$run_time")"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 base="http://127.0.0.1:$port"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/locust-smoke.XXXXXX")"
@@ -61,13 +79,24 @@ cleanup() {
                 for child in $children; do
                     kill -TERM "$child" 2>/dev/null || true
                 done
-                sleep 1
+                for _ in $(seq 1 50); do
+                    alive=""
+                    for child in $children; do
+                        if kill -0 "$child" 2>/dev/null; then alive=1; fi
+                    done
+                    if [[ -z "$alive" ]]; then break; fi
+                    sleep 0.1
+                done
             fi
-        fi
-        status=0
-        wait "$pid" 2>/dev/null || status=$?
-        if [[ "$status" -ne 0 ]]; then
-            echo "locust smoke: warning: service exited with status $status after SIGTERM (expected 0)" >&2
+            status=0
+            wait "$pid" 2>/dev/null || status=$?
+            if [[ "$status" -ne 0 ]]; then
+                echo "locust smoke: warning: service exited with status $status on SIGTERM (expected 0)" >&2
+            fi
+        else
+            status=0
+            wait "$pid" 2>/dev/null || status=$?
+            echo "locust smoke: service had already exited with status $status" >&2
         fi
         pid=""
     fi
@@ -97,10 +126,10 @@ fail() {
 # `exec` keeps the PID: $pid is the service itself, not a subshell.
 (
     cd "$tmp"
-    BIND_ADDR="127.0.0.1:$port" DEFAULT_STOCK=1 DEFAULT_TRAIN="$train" exec "$binary"
+    BIND_ADDR="127.0.0.1:$port" DEFAULT_STOCK="$seats" DEFAULT_TRAIN="$train" exec "$binary"
 ) >"$log" 2>&1 </dev/null &
 pid=$!
-echo "locust smoke: service pid $pid on $base, train $train, workdir $tmp"
+echo "locust smoke: service pid $pid on $base, train $train ($seats seats), workdir $tmp"
 
 deadline=$((SECONDS + 30))
 until curl -fsS -o /dev/null --max-time 2 "$base/readyz" 2>/dev/null; do
@@ -117,9 +146,11 @@ echo "locust smoke: service ready"
 locust_status=0
 (
     cd "$tmp"
-    LOCUST_TRAIN="$train" LOCUST_EXPECT_SOLD=1 \
-        timeout -k 10 120 "$venv/bin/locust" -f "$locustfile" --headless \
-        -u 200 -r 100 -t 10s --host "$base" --only-summary
+    echo "locust smoke: $users users (spawn rate $spawn_rate/s) for $run_time"
+    LOCUST_TRAIN="$train" LOCUST_EXPECT_SOLD="$seats" \
+        timeout -k 10 $((run_secs + 120)) "$venv/bin/locust" -f "$locustfile" --headless \
+        -u "$users" -r "$spawn_rate" -t "$run_time" --stop-timeout 5 \
+        --host "$base" --only-summary
 ) || locust_status=$?
 if [[ "$locust_status" -ne 0 ]]; then
     fail "locust exited with status $locust_status"
@@ -128,10 +159,11 @@ fi
 # Independent check of the final state, without Locust.
 state="$(curl -fsS --max-time 5 "$base/trains/$train")" || fail "GET $base/trains/$train failed"
 echo "locust smoke: final state $state"
-if ! STATE="$state" python3 - <<'EOF'
+if ! STATE="$state" SEATS="$seats" python3 - <<'EOF'
 import json, os, sys
 state = json.loads(os.environ["STATE"])
-expected = {"sold": 1, "remaining": 0, "capacity": 1, "locked": False}
+seats = int(os.environ["SEATS"])
+expected = {"sold": seats, "remaining": 0, "capacity": seats, "locked": False}
 wrong = {k: state.get(k) for k, v in expected.items() if state.get(k) != v or type(state.get(k)) is not type(v)}
 if wrong:
     print(f"locust smoke: expected {expected}, got {wrong}", file=sys.stderr)

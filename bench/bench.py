@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""`make bench`: how fast the service sells seats, next to how fast Redis alone
+runs the same script.
+
+Two passes, each with a private redis-server (first without persistence, then
+with AOF `appendfsync always`, as the embedded default runs) and the release
+binary in front of it:
+
+  1. wrk, 64 connections, POST /reserve on a train with a very large stock,
+     after a warm-up: successful reservations/s, p50, p99, errors;
+  2. wrk, 1 connection: latency when traffic is light;
+  3. redis-benchmark running the project's own lua/reserve.lua with realistic
+     arguments (a fresh reservation id per call via -r), 50 clients,
+     unpipelined: the ceiling of one script call per reservation.
+
+Prints one table, with the service's peak RSS and the ratio of its rate to the
+redis-benchmark rate. Loopback only, bounded in time, stops what it started by
+PID. Exits non-zero if any request errored or a train was oversold.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARY = ROOT / "target" / "release" / "train-reservation"
+WRK_SCRIPT = ROOT / "bench" / "reserve.lua"
+RESERVE_LUA = ROOT / "lua" / "reserve.lua"
+STOCK = 1_000_000_000
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+WARMUP = 2
+CONNECTIONS = 64
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_cli(port, *args):
+    out = subprocess.run(["redis-cli", "-p", str(port), *map(str, args)],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return out.stdout.strip()
+
+
+def wait_until(check, what, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.02)
+    raise SystemExit(f"bench: {what} not ready after {timeout}s")
+
+
+def http_ok(url):
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return r.status == 200
+
+
+class Processes:
+    """Everything this run started, stopped by PID (SIGTERM, then SIGKILL)."""
+
+    def __init__(self):
+        self.started = []
+
+    def start(self, args, **kwargs):
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, **kwargs)
+        self.started.append(p)
+        return p
+
+    def stop(self, p):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop_all(self):
+        for p in reversed(self.started):
+            self.stop(p)
+
+
+def start_redis(procs, tmp, aof):
+    port = free_port()
+    data = tmp / f"redis-{port}"
+    data.mkdir()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+            "--save", "", "--logfile", str(data / "redis.log")]
+    args += ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
+    p = procs.start(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: redis_cli(port, "PING") == "PONG", "redis-server")
+    return p, port
+
+
+def start_service(procs, tmp, redis_port):
+    port = free_port()
+    env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{redis_port}",
+               BIND_ADDR=f"127.0.0.1:{port}", RUST_LOG="warn")
+    log = open(tmp / f"service-{port}.log", "w")
+    p = procs.start([str(BINARY)], env=env, stdout=log, stderr=log, cwd=tmp)
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), "service")
+    return p, port
+
+
+def to_ms(value):
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(port, connections, seconds):
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(WRK_SCRIPT),
+         f"http://127.0.0.1:{port}/reserve"],
+        capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
+    latency = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)$", out, re.M))
+    return {
+        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) * (requests - errors) / max(requests, 1),
+        "p50": to_ms(latency["50"]), "p99": to_ms(latency["99"]), "errors": errors,
+    }
+
+
+def reserve_benchmark(port):
+    """redis-benchmark on reserve.lua alone: one reservation per call, as
+    the service would send with nobody else queued."""
+    sha = redis_cli(port, "SCRIPT", "LOAD", RESERVE_LUA.read_text())
+    train = "{rb}"
+    redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
+    keys = [f"train:{train}:{k}" for k in ("stock", "sold", "lock", "reservations")]
+    # ARGV: reservation id (also the lock token), lock PX, seats, user id.
+    args = ["rb-__rand_int__", "3000", "1", "u-1"]
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
+         "--csv", "evalsha", sha, str(len(keys)), *keys, *args],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = [line.split('","') for line in out.strip().splitlines()[1:]]
+    check_train(port, "{rb}")
+    return float(rows[0][1].strip('"'))
+
+
+def check_train(port, train):
+    stock, sold, capacity = (int(v or 0) for v in redis_cli(
+        port, "MGET", f"train:{train}:stock", f"train:{train}:sold", f"train:{train}:capacity").split("\n"))
+    held = int(redis_cli(port, "HLEN", f"train:{train}:reservations"))
+    if stock < 0 or stock + sold != capacity or held > sold:
+        raise SystemExit(f"bench: train {train} is inconsistent: stock={stock} sold={sold} "
+                         f"capacity={capacity} reservations={held}")
+    return sold
+
+
+def run_pass(procs, tmp, aof):
+    redis, redis_port = start_redis(procs, tmp, aof)
+    service, port = start_service(procs, tmp, redis_port)
+    redis_cli(redis_port, "MSET", "train:{bench}:stock", STOCK, "train:{bench}:capacity", STOCK)
+    wrk(port, CONNECTIONS, WARMUP)
+    many = wrk(port, CONNECTIONS, SECONDS)
+    one = wrk(port, 1, max(SECONDS // 2, 2))
+    rss_kib = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{service.pid}/status").read_text()).group(1))
+    check_train(redis_port, "{bench}")
+    procs.stop(service)
+    rb = reserve_benchmark(redis_port)
+    procs.stop(redis)
+    return {"many": many, "one": one, "rss_mib": rss_kib / 1024, "redis_benchmark": rb}
+
+
+def main():
+    if not BINARY.exists():
+        raise SystemExit(f"bench: build first: cargo build --release ({BINARY} missing)")
+    procs = Processes()
+    results = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            for name, aof in (("no persistence", False), ("AOF always", True)):
+                results[name] = run_pass(procs, Path(tmp), aof)
+    finally:
+        procs.stop_all()
+
+    print(f"\nmake bench: {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+          f"wrk -t1 {SECONDS}s after a {WARMUP}s warm-up; redis-benchmark -c 50 unpipelined\n")
+    print("| Redis | load | reservations/s | p50 ms | p99 ms | errors | peak RSS MiB | vs redis-benchmark |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    failed = False
+    for name, r in results.items():
+        for label, w in ((f"{CONNECTIONS} conns", r["many"]), ("1 conn", r["one"])):
+            print(f"| {name} | {label} | {w['rate']:.0f} | {w['p50']:.2f} | {w['p99']:.2f} | {w['errors']} "
+                  f"| {r['rss_mib']:.1f} | {w['rate'] / r['redis_benchmark']:.2f}x |")
+            failed |= w["errors"] > 0
+        print(f"| {name} | redis-benchmark reserve.lua | {r['redis_benchmark']:.0f} | | | | | 1.00x |")
+    if failed:
+        print("bench: some requests errored", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
