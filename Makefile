@@ -29,7 +29,6 @@ run: redis
 
 test: redis venv
 	$(CARGO) test --locked
-	$(CARGO) build --locked
 	scripts/locust-smoke.sh target/debug/train-reservation $(VENV)
 
 loadtest: redis venv

@@ -143,8 +143,9 @@ def reserve_benchmark(port):
     train = "{rb}"
     redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
     keys = [f"train:{train}:{k}" for k in ("stock", "sold", "lock", "reservations")]
-    # ARGV: reservation id (also the lock token), lock PX, seats, user id.
-    args = ["rb-__rand_int__", "3000", "1", "u-1"]
+    # ARGV: lock token, lock PX, idempotency record PX, then one reservation:
+    # id, seats, user id, idempotency record (0 = none), fingerprint.
+    args = ["tok-__rand_int__", "3000", "86400000", "rb-__rand_int__", "1", "u-1", "0", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],

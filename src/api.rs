@@ -20,16 +20,19 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
+    batch::GroupCommit,
     config::Config,
     request::{self, Admin, MAX_BODY},
     respond::{self, error, invalid, json, Reply},
-    store::{ReserveReply, ReserveRequest, Store, StoreError},
+    store::{Reservation, ReserveReply, Store, StoreError},
 };
 
 /// What every request handler shares.
 pub struct App {
     pub config: Config,
-    pub store: Store,
+    pub store: Arc<Store>,
+    /// Reservations go through their train's group-commit queue.
+    reservations: GroupCommit,
     /// Set once start-up has connected, loaded the scripts and created the
     /// default train. Until then the API answers 503.
     ready: AtomicBool,
@@ -37,7 +40,9 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, store: Store) -> App {
+        let store = Arc::new(store);
         App {
+            reservations: GroupCommit::new(store.clone(), config.request_timeout()),
             config,
             store,
             ready: AtomicBool::new(false),
@@ -128,16 +133,17 @@ async fn reserve(app: &App, req: Request<Incoming>) -> Reply {
         Ok(reserve) => reserve,
         Err(detail) => return invalid(detail),
     };
-    let reservation_id = Uuid::new_v4().to_string();
-    let fingerprint = idempotency_key.as_ref().map(|_| reserve.fingerprint());
-    let call = ReserveRequest {
-        train_id: &reserve.train_id,
-        reservation_id: &reservation_id,
+    let reservation = Reservation {
+        reservation_id: Uuid::new_v4().to_string(),
         seats: reserve.seats,
-        user_id: reserve.user_id.as_deref(),
-        idempotency: idempotency_key.as_deref().zip(fingerprint.as_deref()),
+        user_id: reserve.user_id.clone(),
+        idempotency: idempotency_key.map(|key| (key, reserve.fingerprint())),
     };
-    let reply = match app.store.reserve(&call).await {
+    let reply = match app
+        .reservations
+        .reserve(&reserve.train_id, reservation)
+        .await
+    {
         Ok(reply) => reply,
         Err(e) => return store_error(e),
     };

@@ -10,10 +10,12 @@
 //! - [`api`]: routing and one handler per endpoint;
 //! - [`request`]: parsing and validating what clients send;
 //! - [`respond`]: the JSON responses and error bodies;
+//! - [`batch`]: group commit, many queued reservations in one script call;
 //! - [`store`]: the Redis pool and one typed call per Lua script;
 //! - [`embedded`]: the private redis-server used when no REDIS_URL is given.
 
 pub mod api;
+pub mod batch;
 pub mod config;
 pub mod embedded;
 pub mod request;

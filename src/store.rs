@@ -23,7 +23,7 @@ use crate::config::Config;
 const POOL_SIZE: usize = 2;
 
 /// Why a Redis call gave no answer we can pass on.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum StoreError {
     /// Redis unreachable, loading, or slower than the request timeout: the
     /// outcome is unknown (a script may have run). The client may retry.
@@ -113,14 +113,15 @@ impl TrainKeys {
     }
 }
 
-/// What a reservation request asks of `reserve.lua`.
-pub struct ReserveRequest<'a> {
-    pub train_id: &'a str,
-    pub reservation_id: &'a str,
+/// One reservation request, as `reserve.lua` takes it. Owned, because it
+/// may wait in a group-commit queue (see `batch`) for the call that carries it.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub reservation_id: String,
     pub seats: u8,
-    pub user_id: Option<&'a str>,
+    pub user_id: Option<String>,
     /// `(key, fingerprint of the request)` when the client sent an Idempotency-Key.
-    pub idempotency: Option<(&'a str, &'a str)>,
+    pub idempotency: Option<(String, String)>,
 }
 
 /// `reserve.lua`'s reply.
@@ -204,29 +205,76 @@ impl Store {
         Ok(())
     }
 
-    pub async fn reserve(&self, request: &ReserveRequest<'_>) -> Result<ReserveReply, StoreError> {
-        let keys = TrainKeys::new(&self.prefix, request.train_id);
-        let mut key_list = Vec::with_capacity(5);
-        key_list.extend(["stock", "sold", "lock", "reservations"].map(|n| keys.key(n)));
-        let mut args = vec![
-            request.reservation_id.to_owned(),
+    /// Runs `reserve.lua` for one or more reservations on one train, in order;
+    /// one reply each, in the same order.
+    pub async fn reserve(
+        &self,
+        train_id: &str,
+        batch: &[Reservation],
+    ) -> Result<Vec<ReserveReply>, StoreError> {
+        let keys = TrainKeys::new(&self.prefix, train_id);
+        let mut key_list: Vec<String> = ["stock", "sold", "lock", "reservations"]
+            .map(|n| keys.key(n))
+            .into();
+        let mut args: Vec<String> = Vec::with_capacity(3 + 5 * batch.len());
+        let token = batch
+            .first()
+            .map(|r| r.reservation_id.clone())
+            .unwrap_or_default();
+        args.extend([
+            token,
             self.lock_ttl_ms.clone(),
-            request.seats.to_string(),
-            request.user_id.unwrap_or("").to_owned(),
-        ];
-        if let Some((key, fingerprint)) = request.idempotency {
-            key_list.push(keys.key(&format!("idem:{key}")));
-            args.push(fingerprint.to_owned());
-            args.push(IDEMPOTENCY_TTL_MS.to_owned());
+            IDEMPOTENCY_TTL_MS.to_owned(),
+        ]);
+        for r in batch {
+            let record = match &r.idempotency {
+                None => 0,
+                Some((key, _)) => {
+                    let name = keys.key(&format!("idem:{key}"));
+                    // Two requests with one key share one record: the second replays.
+                    match key_list.iter().position(|k| *k == name) {
+                        Some(at) => at + 1,
+                        None => {
+                            key_list.push(name);
+                            key_list.len()
+                        }
+                    }
+                }
+            };
+            args.extend([
+                r.reservation_id.clone(),
+                r.seats.to_string(),
+                r.user_id.clone().unwrap_or_default(),
+                record.to_string(),
+                r.idempotency
+                    .as_ref()
+                    .map(|(_, fp)| fp.clone())
+                    .unwrap_or_default(),
+            ]);
         }
-        let (status, reservation_id, n, replayed): (i64, String, i64, i64) =
-            self.eval(&self.scripts.reserve, key_list, args).await?;
-        Ok(ReserveReply {
-            status: status_code(status)?,
-            reservation_id,
-            n,
-            replayed: replayed == 1,
-        })
+        let reply: Vec<Value> = self.eval(&self.scripts.reserve, key_list, args).await?;
+        if reply.len() != 4 * batch.len() {
+            return Err(StoreError::Failed(format!(
+                "reserve.lua answered {} values for {} requests",
+                reply.len(),
+                batch.len()
+            )));
+        }
+        reply
+            .chunks_exact(4)
+            .map(|answer| {
+                let int = |v: &Value| {
+                    v.as_i64()
+                        .ok_or_else(|| StoreError::Failed(format!("unexpected reply value {v:?}")))
+                };
+                Ok(ReserveReply {
+                    status: status_code(int(&answer[0])?)?,
+                    reservation_id: answer[1].as_string().unwrap_or_default(),
+                    n: int(&answer[2])?,
+                    replayed: int(&answer[3])? == 1,
+                })
+            })
+            .collect()
     }
 
     /// `None` when the train does not exist.

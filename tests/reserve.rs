@@ -370,7 +370,15 @@ async fn the_same_script_call_twice_books_once() {
     let call = |id: &str| {
         let mut args = vec![script.to_string(), "4".to_string()];
         args.extend(keys.iter().cloned());
-        args.extend([id.to_string(), "3000".into(), "2".into(), "bob".into()]);
+        // Lock token, lock PX, record PX; then id, seats, user, no key, no fingerprint.
+        args.extend(["tok".into(), "3000".into(), "86400000".into()]);
+        args.extend([
+            id.to_string(),
+            "2".into(),
+            "bob".into(),
+            "0".into(),
+            String::new(),
+        ]);
         args
     };
     let first = h.cmd("EVAL", call("res-1")).await;

@@ -1,0 +1,263 @@
+//! Group commit: concurrent requests share one script call, and every
+//! per-request guarantee holds inside a batch (arrival order, the lock,
+//! idempotency, nothing written when a batch is refused).
+
+mod common;
+
+use common::Harness;
+use fred::{prelude::ClientLike, types::Value};
+use serde_json::json;
+
+/// One reservation as `reserve.lua` takes it: id, seats, user, idempotency
+/// record index (0 = none), fingerprint.
+type Member<'a> = (&'a str, u8, &'a str, usize, &'a str);
+
+/// Calls reserve.lua directly with a batch; returns (status, n, replayed) each.
+async fn call(
+    h: &Harness,
+    train: &str,
+    idem_keys: &[&str],
+    members: &[Member<'_>],
+) -> Result<Vec<(i64, i64, i64)>, String> {
+    let mut args = vec![include_str!("../lua/reserve.lua").to_owned()];
+    let mut keys: Vec<String> = ["stock", "sold", "lock", "reservations"]
+        .map(|k| format!("train:{{{train}}}:{k}"))
+        .into();
+    keys.extend(
+        idem_keys
+            .iter()
+            .map(|k| format!("train:{{{train}}}:idem:{k}")),
+    );
+    args.push(keys.len().to_string());
+    args.extend(keys);
+    args.extend(["batch-token".into(), "3000".into(), "86400000".into()]);
+    for (id, seats, user, idem, fp) in members {
+        args.extend([
+            id.to_string(),
+            seats.to_string(),
+            user.to_string(),
+            idem.to_string(),
+            fp.to_string(),
+        ]);
+    }
+    let reply = h
+        .cli
+        .custom::<Value, String>(
+            fred::types::CustomCommand::new_static(
+                "EVAL",
+                fred::types::ClusterHash::FirstKey,
+                false,
+            ),
+            args,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let Value::Array(items) = reply else {
+        return Err(format!("unexpected reply {reply:?}"));
+    };
+    Ok(items
+        .chunks(4)
+        .map(|c| {
+            (
+                c[0].as_i64().unwrap_or(-1),
+                c[2].as_i64().unwrap_or(-1),
+                c[3].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_one_script_call() {
+    let h = Harness::start().await;
+    h.create_train("shared", 100).await;
+    h.cmd("CONFIG", vec!["RESETSTAT".into()]).await;
+    // Hold writes in Redis for a second: the first request's call waits there,
+    // and the others queue up behind it in the service.
+    h.cmd(
+        "CLIENT",
+        vec!["PAUSE".into(), "1000".into(), "WRITE".into()],
+    )
+    .await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let (http, url) = (h.http.clone(), h.url("/reserve"));
+        requests.spawn(async move {
+            let r = http
+                .post(url)
+                .json(&json!({"train_id": "shared"}))
+                .send()
+                .await
+                .expect("POST");
+            common::parts(r).await
+        });
+    }
+    let mut ids = std::collections::HashSet::new();
+    while let Some(result) = requests.join_next().await {
+        let (status, _, body) = result.expect("task");
+        assert_eq!(status, 200, "{body}");
+        ids.insert(body["reservation_id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(ids.len(), 30, "each request its own reservation");
+
+    let stats = h
+        .cmd("INFO", vec!["commandstats".into()])
+        .await
+        .as_string()
+        .unwrap_or_default();
+    let calls: u64 = stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    eprintln!("30 concurrent reservations took {calls} script calls");
+    assert!(
+        calls < 30 && calls >= 2,
+        "requests shared calls: {calls} calls for 30"
+    );
+    let train = h.train("shared").await;
+    assert_eq!((train.stock, train.sold), (Some(70), Some(30)));
+    train.assert_invariants();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_decides_in_arrival_order() {
+    let h = Harness::start().await;
+    h.create_train("order", 3).await;
+    let replies = call(
+        &h,
+        "order",
+        &[],
+        &[
+            ("a", 2, "", 0, ""),
+            ("b", 2, "", 0, ""),
+            ("c", 1, "", 0, ""),
+        ],
+    )
+    .await
+    .expect("script");
+    assert_eq!(replies, vec![(200, 1, 0), (400, 1, 0), (200, 0, 0)]);
+    let train = h.train("order").await;
+    assert_eq!(
+        train.reservations.keys().collect::<Vec<_>>(),
+        vec!["a", "c"]
+    );
+    train.assert_invariants();
+    assert_eq!(train.lock, None);
+
+    // The same batch again (a client library's retry): nothing booked twice.
+    let again = call(
+        &h,
+        "order",
+        &[],
+        &[
+            ("a", 2, "", 0, ""),
+            ("b", 2, "", 0, ""),
+            ("c", 1, "", 0, ""),
+        ],
+    )
+    .await
+    .expect("script");
+    assert_eq!(again, vec![(200, 0, 0), (400, 0, 0), (200, 0, 0)]);
+    assert_eq!(h.train("order").await.sold, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_lock_refuses_the_whole_batch() {
+    let h = Harness::start().await;
+    h.create_train("locked", 5).await;
+    h.cmd(
+        "SET",
+        vec![
+            "train:{locked}:lock".into(),
+            "op".into(),
+            "PX".into(),
+            "5000".into(),
+        ],
+    )
+    .await;
+    let before = h.all_keys().await;
+    let replies = call(
+        &h,
+        "locked",
+        &["k"],
+        &[("a", 1, "", 0, ""), ("b", 1, "", 5, "fp")],
+    )
+    .await
+    .expect("script");
+    assert!(
+        replies
+            .iter()
+            .all(|(s, ms, _)| *s == 429 && (1..=5000).contains(ms)),
+        "{replies:?}"
+    );
+    assert_eq!(
+        before,
+        h.all_keys().await,
+        "a 429 stores nothing, not even an idempotency record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_twice_in_a_batch_books_once() {
+    let h = Harness::start().await;
+    h.create_train("dup", 5).await;
+    let replies = call(
+        &h,
+        "dup",
+        &["k"],
+        &[
+            ("a", 2, "u", 5, "fp"),
+            ("b", 2, "u", 5, "fp"),
+            ("c", 1, "u", 5, "other"),
+        ],
+    )
+    .await
+    .expect("script");
+    assert_eq!(replies, vec![(200, 3, 0), (200, 3, 1), (422, 0, 0)]);
+    let train = h.train("dup").await;
+    assert_eq!((train.sold, train.reservations.len()), (Some(2), 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_member_fails_the_batch_before_any_write() {
+    let h = Harness::start().await;
+    h.create_train("bad", 5).await;
+    let before = h.all_keys().await;
+    for members in [
+        vec![("a", 1, "", 0, ""), ("b", 11, "", 0, "")], // seats out of range
+        vec![("a", 1, "", 0, ""), ("", 1, "", 0, "")],   // empty id
+        vec![("a", 1, "", 0, ""), ("b", 1, "", 9, "")],  // record index out of KEYS
+    ] {
+        let result = call(&h, "bad", &[], &members).await;
+        assert!(result.is_err(), "{members:?} must be refused: {result:?}");
+        assert_eq!(before, h.all_keys().await, "{members:?} wrote something");
+    }
+    // A key of the wrong type is found before the first write, too.
+    h.cmd(
+        "HSET",
+        vec!["train:{bad}:idem:k".into(), "f".into(), "v".into()],
+    )
+    .await;
+    let before = h.all_keys().await;
+    let result = call(
+        &h,
+        "bad",
+        &["k"],
+        &[("a", 1, "", 0, ""), ("b", 1, "", 5, "fp")],
+    )
+    .await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(
+        before,
+        h.all_keys().await,
+        "no lock, no booking left behind"
+    );
+}
