@@ -110,5 +110,7 @@ if booked > 0 then
   redis.call('INCRBY', KEYS[2], booked)
   redis.call('HSET', KEYS[4], unpack(fields))
 end
-if locked == false and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+-- Compare-and-delete of our own lock: it still holds ARGV[1] here, since a script
+-- runs alone and no key expires while it runs, so the compare needs no GET.
+if locked == false then redis.call('DEL', KEYS[3]) end
 return out

@@ -64,7 +64,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
     let method = req.method().clone();
     if path == "/reserve" {
         return match method {
-            Method::POST => guarded(&app, reserve(&app, req)).await,
+            Method::POST if !app.is_ready() => starting(),
+            Method::POST => reserve(&app, req).await,
             _ => method_not_allowed("POST"),
         };
     }
@@ -77,7 +78,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
         }
         let id = id.to_owned();
         return match method {
-            Method::GET | Method::HEAD => guarded(&app, get_train(&app, &id)).await,
+            Method::GET | Method::HEAD if !app.is_ready() => starting(),
+            Method::GET | Method::HEAD => get_train(&app, &id).await,
             Method::PUT => put_train(&app, &id, req).await,
             _ => method_not_allowed("GET, HEAD, PUT"),
         };
@@ -95,13 +97,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
     }
 }
 
-/// Answers 503 until start-up is done, else runs the handler.
-async fn guarded(app: &App, handler: impl std::future::Future<Output = Reply>) -> Reply {
-    if app.is_ready() {
-        handler.await
-    } else {
-        respond::unavailable("the service is starting: Redis is not connected yet")
-    }
+/// 503 until start-up is done (Redis connected, scripts loaded).
+fn starting() -> Reply {
+    respond::unavailable("the service is starting: Redis is not connected yet")
 }
 
 #[derive(Serialize)]
@@ -267,7 +265,7 @@ async fn put_train(app: &App, id: &str, req: Request<Incoming>) -> Reply {
         Err(detail) => return invalid(detail),
     };
     if !app.is_ready() {
-        return respond::unavailable("the service is starting: Redis is not connected yet");
+        return starting();
     }
     let created = TrainCreated {
         train_id: id,

@@ -358,7 +358,9 @@ impl Store {
                 result => result,
             }
         };
-        let value = self.bounded(call).await?;
+        // Boxed: fred's future is large, and every caller's future would
+        // otherwise carry (and move) it inline.
+        let value = self.bounded(Box::pin(call)).await?;
         R::from_value(value)
             .map_err(|e| StoreError::Failed(format!("unexpected script reply: {e}")))
     }
