@@ -144,8 +144,8 @@ def reserve_benchmark(port):
     redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
     keys = [f"train:{train}:{k}" for k in ("stock", "sold", "lock", "reservations")]
     # ARGV: lock token, lock PX, idempotency record PX, then one reservation:
-    # id, seats, user id, idempotency record (0 = none), fingerprint.
-    args = ["tok-__rand_int__", "3000", "86400000", "rb-__rand_int__", "1", "u-1", "0", ""]
+    # id, seats, user id (JSON), idempotency record (0 = none), fingerprint.
+    args = ["tok-__rand_int__", "3000", "86400000", "rb-__rand_int__", "1", '"u-1"', "0", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],
@@ -159,7 +159,8 @@ def check_train(port, train):
     stock, sold, capacity = (int(v or 0) for v in redis_cli(
         port, "MGET", f"train:{train}:stock", f"train:{train}:sold", f"train:{train}:capacity").split("\n"))
     held = int(redis_cli(port, "HLEN", f"train:{train}:reservations"))
-    if stock < 0 or stock + sold != capacity or held > sold:
+    # Every bench reservation is one seat: one hash entry per seat sold.
+    if stock < 0 or stock + sold != capacity or held != sold:
         raise SystemExit(f"bench: train {train} is inconsistent: stock={stock} sold={sold} "
                          f"capacity={capacity} reservations={held}")
     return sold

@@ -244,7 +244,8 @@ impl Store {
             args.extend([
                 r.reservation_id.clone(),
                 r.seats.to_string(),
-                r.user_id.clone().unwrap_or_default(),
+                // A JSON value: the script writes it into the record as is.
+                serde_json::to_string(&r.user_id).unwrap_or_else(|_| "null".to_owned()),
                 record.to_string(),
                 r.idempotency
                     .as_ref()

@@ -8,8 +8,8 @@ use common::Harness;
 use fred::{prelude::ClientLike, types::Value};
 use serde_json::json;
 
-/// One reservation as `reserve.lua` takes it: id, seats, user, idempotency
-/// record index (0 = none), fingerprint.
+/// One reservation as `reserve.lua` takes it: id, seats, user id as JSON,
+/// idempotency record index (0 = none), fingerprint.
 type Member<'a> = (&'a str, u8, &'a str, usize, &'a str);
 
 /// Calls reserve.lua directly with a batch; returns (status, n, replayed) each.
@@ -136,9 +136,9 @@ async fn a_batch_decides_in_arrival_order() {
         "order",
         &[],
         &[
-            ("a", 2, "", 0, ""),
-            ("b", 2, "", 0, ""),
-            ("c", 1, "", 0, ""),
+            ("a", 2, "null", 0, ""),
+            ("b", 2, "null", 0, ""),
+            ("c", 1, "null", 0, ""),
         ],
     )
     .await
@@ -158,9 +158,9 @@ async fn a_batch_decides_in_arrival_order() {
         "order",
         &[],
         &[
-            ("a", 2, "", 0, ""),
-            ("b", 2, "", 0, ""),
-            ("c", 1, "", 0, ""),
+            ("a", 2, "null", 0, ""),
+            ("b", 2, "null", 0, ""),
+            ("c", 1, "null", 0, ""),
         ],
     )
     .await
@@ -188,7 +188,7 @@ async fn a_foreign_lock_refuses_the_whole_batch() {
         &h,
         "locked",
         &["k"],
-        &[("a", 1, "", 0, ""), ("b", 1, "", 5, "fp")],
+        &[("a", 1, "null", 0, ""), ("b", 1, "null", 5, "fp")],
     )
     .await
     .expect("script");
@@ -214,9 +214,9 @@ async fn one_key_twice_in_a_batch_books_once() {
         "dup",
         &["k"],
         &[
-            ("a", 2, "u", 5, "fp"),
-            ("b", 2, "u", 5, "fp"),
-            ("c", 1, "u", 5, "other"),
+            ("a", 2, r#""u""#, 5, "fp"),
+            ("b", 2, r#""u""#, 5, "fp"),
+            ("c", 1, r#""u""#, 5, "other"),
         ],
     )
     .await
@@ -232,9 +232,10 @@ async fn a_bad_member_fails_the_batch_before_any_write() {
     h.create_train("bad", 5).await;
     let before = h.all_keys().await;
     for members in [
-        vec![("a", 1, "", 0, ""), ("b", 11, "", 0, "")], // seats out of range
-        vec![("a", 1, "", 0, ""), ("", 1, "", 0, "")],   // empty id
-        vec![("a", 1, "", 0, ""), ("b", 1, "", 9, "")],  // record index out of KEYS
+        vec![("a", 1, "null", 0, ""), ("b", 11, "null", 0, "")], // seats out of range
+        vec![("a", 1, "null", 0, ""), ("", 1, "null", 0, "")],   // empty id
+        vec![("a", 1, "null", 0, ""), ("b", 1, "null", 9, "")],  // record index out of KEYS
+        vec![("a", 1, "null", 0, ""), ("b", 1, "bob", 0, "")],   // user id not JSON
     ] {
         let result = call(&h, "bad", &[], &members).await;
         assert!(result.is_err(), "{members:?} must be refused: {result:?}");
@@ -251,7 +252,7 @@ async fn a_bad_member_fails_the_batch_before_any_write() {
         &h,
         "bad",
         &["k"],
-        &[("a", 1, "", 0, ""), ("b", 1, "", 5, "fp")],
+        &[("a", 1, "null", 0, ""), ("b", 1, "null", 5, "fp")],
     )
     .await;
     assert!(result.is_err(), "{result:?}");

@@ -221,7 +221,8 @@ async fn sigterm_lets_in_flight_requests_finish() {
                 .await
         });
     }
-    // In flight: both pool connections are blocked on a reservation script.
+    // In flight: a reservation call is blocked in Redis (the other requests
+    // wait behind it in the train's group-commit queue).
     let mut blocked = 0;
     for _ in 0..200 {
         let info = common::redis_cmd(&redis, "INFO", vec!["clients".into()]).await;
@@ -231,12 +232,12 @@ async fn sigterm_lets_in_flight_requests_finish() {
             .find_map(|l| l.strip_prefix("blocked_clients:"))
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0);
-        if blocked >= 2 {
+        if blocked >= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(blocked >= 2, "requests reached Redis before the signal");
+    assert!(blocked >= 1, "a request reached Redis before the signal");
     signal(service.child.id(), libc::SIGTERM);
 
     let (mut ok, mut refused) = (0, 0);
@@ -252,7 +253,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         }
     }
     eprintln!("SIGTERM with requests in flight: {ok} completed with 200, {refused} refused");
-    assert!(ok >= 2, "{ok} completed");
+    assert!(ok >= 1, "{ok} completed");
     let status = service.wait_exit(Duration::from_secs(10));
     assert!(
         status.is_some_and(|s| s.success()),

@@ -375,7 +375,7 @@ async fn the_same_script_call_twice_books_once() {
         args.extend([
             id.to_string(),
             "2".into(),
-            "bob".into(),
+            r#""bob""#.into(),
             "0".into(),
             String::new(),
         ]);
