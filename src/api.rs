@@ -127,15 +127,16 @@ async fn reserve(app: &App, req: Request<Incoming>) -> Reply {
         Ok(body) => body,
         Err(reply) => return reply,
     };
-    let reserve = match request::parse_reserve(&body, &app.config.default_train) {
+    let mut reserve = match request::parse_reserve(&body, &app.config.default_train) {
         Ok(reserve) => reserve,
         Err(detail) => return invalid(detail),
     };
+    let idempotency = idempotency_key.map(|key| (key, reserve.fingerprint()));
     let reservation = Reservation {
         reservation_id: Uuid::new_v4().to_string(),
         seats: reserve.seats,
-        user_id: reserve.user_id.clone(),
-        idempotency: idempotency_key.map(|key| (key, reserve.fingerprint())),
+        user_id: reserve.user_id.take(),
+        idempotency,
     };
     let reply = match app
         .reservations

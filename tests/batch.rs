@@ -131,18 +131,12 @@ async fn concurrent_requests_share_one_script_call() {
 async fn a_batch_decides_in_arrival_order() {
     let h = Harness::start().await;
     h.create_train("order", 3).await;
-    let replies = call(
-        &h,
-        "order",
-        &[],
-        &[
-            ("a", 2, "null", 0, ""),
-            ("b", 2, "null", 0, ""),
-            ("c", 1, "null", 0, ""),
-        ],
-    )
-    .await
-    .expect("script");
+    let batch = [
+        ("a", 2, "null", 0, ""),
+        ("b", 2, "null", 0, ""),
+        ("c", 1, "null", 0, ""),
+    ];
+    let replies = call(&h, "order", &[], &batch).await.expect("script");
     assert_eq!(replies, vec![(200, 1, 0), (400, 1, 0), (200, 0, 0)]);
     let train = h.train("order").await;
     assert_eq!(
@@ -153,18 +147,7 @@ async fn a_batch_decides_in_arrival_order() {
     assert_eq!(train.lock, None);
 
     // The same batch again (a client library's retry): nothing booked twice.
-    let again = call(
-        &h,
-        "order",
-        &[],
-        &[
-            ("a", 2, "null", 0, ""),
-            ("b", 2, "null", 0, ""),
-            ("c", 1, "null", 0, ""),
-        ],
-    )
-    .await
-    .expect("script");
+    let again = call(&h, "order", &[], &batch).await.expect("script");
     assert_eq!(again, vec![(200, 0, 0), (400, 0, 0), (200, 0, 0)]);
     assert_eq!(h.train("order").await.sold, Some(3));
 }
