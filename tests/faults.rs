@@ -145,11 +145,21 @@ async fn start_up_waits_for_redis_and_then_becomes_ready() {
     assert_eq!(get("/healthz").await.expect("GET").status(), 200);
     assert_eq!(get("/readyz").await.expect("GET").status(), 503);
     let started = std::time::Instant::now();
-    let response = http.post(format!("{}/reserve", server.url())).send().await.expect("POST");
-    assert!(response.headers().contains_key("retry-after"), "503 carries Retry-After");
+    let response = http
+        .post(format!("{}/reserve", server.url()))
+        .send()
+        .await
+        .expect("POST");
+    assert!(
+        response.headers().contains_key("retry-after"),
+        "503 carries Retry-After"
+    );
     let (status, _, body) = common::parts(response).await;
     assert_eq!((status, body["error"].clone()), (503, json!("unavailable")));
-    assert!(started.elapsed() < Duration::from_secs(3), "answered at once, not hung");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered at once, not hung"
+    );
 
     let _redis = EmbeddedRedis::start_on(&dir.path().join("redis"), port).expect("redis");
     common::wait_until_ready(&http, &format!("{}/readyz", server.url())).await;
