@@ -22,7 +22,7 @@ pub struct Config {
 
     /// redis://, rediss:// or redis-cluster:// URL. Unset: start a private
     /// redis-server child on a free loopback port, data under ./data/redis.
-    #[arg(long = "redis-url", env = "REDIS_URL")]
+    #[arg(long = "redis-url", env = "REDIS_URL", value_parser = parse_redis_url)]
     pub redis_url: Option<String>,
 
     /// PX (milliseconds) of the per-train lock each script takes.
@@ -83,6 +83,26 @@ fn parse_train_id(value: &str) -> Result<String, String> {
     }
 }
 
+/// Refuses at start-up what could never connect (a typo in the scheme would
+/// otherwise look like an outage and be retried forever).
+fn parse_redis_url(value: &str) -> Result<String, String> {
+    const SCHEMES: [&str; 4] = [
+        "redis://",
+        "rediss://",
+        "redis-cluster://",
+        "rediss-cluster://",
+    ];
+    if !SCHEMES.iter().any(|scheme| value.starts_with(scheme)) {
+        return Err(format!(
+            "a Redis URL starts with one of {}",
+            SCHEMES.join(" ")
+        ));
+    }
+    fred::prelude::Config::from_url(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| format!("not a usable Redis URL: {e}"))
+}
+
 /// The prefix becomes part of every key; braces would break the Cluster hash tag.
 fn parse_prefix(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
@@ -94,5 +114,36 @@ fn parse_prefix(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err("a key prefix is 1 to 64 visible ASCII characters, without { or }".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_urls_are_checked_at_start_up() {
+        for ok in [
+            "redis://127.0.0.1:6379",
+            "rediss://h:6380/1",
+            "redis-cluster://h1:7000?node=h2:7001",
+        ] {
+            assert!(parse_redis_url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["nope://x", "127.0.0.1:6379", "http://h", ""] {
+            assert!(parse_redis_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_are_parsed_and_validated() {
+        let config = Config::parse_from(["t", "--lock-ttl-ms", "50", "--key-prefix", "app:train"]);
+        assert_eq!(
+            (config.lock_ttl_ms, config.key_prefix.as_str()),
+            (50, "app:train")
+        );
+        assert!(Config::try_parse_from(["t", "--default-train", "a b"]).is_err());
+        assert!(Config::try_parse_from(["t", "--key-prefix", "x{y}"]).is_err());
+        assert!(Config::try_parse_from(["t", "--lock-ttl-ms", "0"]).is_err());
     }
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use fred::{
     prelude::{
         Builder, ClientLike, Config as RedisConfig, ConnectionConfig, Error as RedisError,
-        ErrorKind, LuaInterface, PerformanceConfig, Pool, ReconnectPolicy, TcpConfig,
+        ErrorKind, EventInterface, LuaInterface, PerformanceConfig, Pool, ReconnectPolicy,
+        TcpConfig,
     },
     types::{scripts::Script, FromValue, MultipleKeys, Value},
 };
@@ -191,8 +192,20 @@ impl Store {
         })
     }
 
-    /// Starts the connection tasks; they reconnect forever with backoff.
+    /// Starts the connection tasks; they reconnect forever with backoff, and
+    /// each failed attempt and each reconnection is logged.
     pub fn connect(&self) {
+        for client in self.pool.clients() {
+            client.on_error(|(error, server)| async move {
+                let at = server.map(|s| format!(" to {s}")).unwrap_or_default();
+                tracing::warn!("Redis connection{at}: {error}");
+                Ok(())
+            });
+            client.on_reconnect(|server| async move {
+                tracing::info!(%server, "Redis connection (re)established");
+                Ok(())
+            });
+        }
         // The handle finishes only when the pool quits; errors surface per command.
         drop(self.pool.connect());
     }
