@@ -14,7 +14,7 @@ use fred::{
         ErrorKind, EventInterface, LuaInterface, PerformanceConfig, Pool, ReconnectPolicy,
         TcpConfig,
     },
-    types::{scripts::Script, FromValue, MultipleKeys, Value},
+    types::{config::UnresponsiveConfig, scripts::Script, FromValue, MultipleKeys, Value},
 };
 
 use crate::config::Config;
@@ -178,6 +178,13 @@ impl Store {
                 tcp: TcpConfig {
                     nodelay: Some(true),
                     ..Default::default()
+                },
+                // A connection with a command unanswered for twice the request
+                // timeout is closed and reopened: a half-open TCP connection
+                // (fred #307) would otherwise time out every command forever.
+                unresponsive: UnresponsiveConfig {
+                    max_timeout: Some(timeout * 2),
+                    interval: (timeout / 2).max(Duration::from_millis(100)),
                 },
                 ..Default::default()
             })

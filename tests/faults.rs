@@ -255,3 +255,30 @@ async fn slow_clients_cannot_hold_a_connection_forever() {
         "the server closed the idle connection (header-read timeout)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_gives_503s_and_sales_resume_when_it_thaws() {
+    let h = Harness::start_with(|c| c.request_timeout_ms = 400).await;
+    h.create_train("frozen-redis", 10).await;
+    let pid = h.redis.as_ref().expect("redis").pid() as libc::pid_t;
+    // SIGSTOP: connections stay open, nothing answers (a hung or partitioned Redis).
+    // SAFETY: kill(2) on the redis-server this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let (status, _, body) = h.post_reserve(json!({"train_id": "frozen-redis"})).await;
+        assert_eq!((status, body["error"].clone()), (503, json!("unavailable")));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    h.wait_ready().await;
+    let (status, _, _) = h.post_reserve(json!({"train_id": "frozen-redis"})).await;
+    assert_eq!(status, 200);
+    let train = h.train("frozen-redis").await;
+    train.assert_invariants();
+    assert_eq!(train.lock, None);
+}
