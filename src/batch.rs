@@ -9,7 +9,8 @@
 //! Per-request guarantees come from the script: arrival order decides who gets
 //! the last seats, each request keeps its own reservation id and
 //! Idempotency-Key, a foreign lock answers 429 to the whole call, and a failed
-//! call answers 503 to each member and wrote nothing.
+//! call answers 503 to each member (a call Redis refused wrote nothing; one
+//! that timed out may have run, which is what any 503 means).
 
 use std::{
     collections::HashMap,
@@ -32,7 +33,8 @@ struct Waiting {
     reply: oneshot::Sender<Answer>,
 }
 
-/// Per train: `Some(queue)` while a call for it is in flight.
+/// A train is present while a call for it is in flight, with the requests
+/// waiting for the next call; absent when idle.
 type Queues = HashMap<String, Vec<Waiting>>;
 
 pub struct GroupCommit {
@@ -100,7 +102,11 @@ impl GroupCommit {
         }
         drop(queues);
         let (store, queues, train) = (self.store.clone(), self.queues.clone(), train_id.to_owned());
-        tokio::spawn(drive(store, queues, train));
+        // Also reached from a Drop: outside a runtime (shutting down) there is
+        // nobody left to answer, so there is nothing to drive.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(drive(store, queues, train));
+        }
     }
 }
 
