@@ -245,3 +245,31 @@ async fn a_bad_member_fails_the_batch_before_any_write() {
         "no lock, no booking left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_mid_call_does_not_stall_its_train() {
+    let h = Harness::start().await;
+    h.create_train("quitter", 10).await;
+    h.cmd("CLIENT", vec!["PAUSE".into(), "800".into(), "WRITE".into()])
+        .await;
+    // This client hangs up while its reservation call waits in Redis.
+    let impatient = h
+        .http
+        .post(h.url("/reserve"))
+        .timeout(std::time::Duration::from_millis(100))
+        .json(&json!({"train_id": "quitter"}))
+        .send()
+        .await;
+    assert!(
+        impatient.is_err_and(|e| e.is_timeout()),
+        "the client gave up"
+    );
+    // The train's queue must still move: the next buyers get their seats.
+    for _ in 0..3 {
+        let (status, _, body) = h.post_reserve(json!({"train_id": "quitter"})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let train = h.train("quitter").await;
+    assert!(matches!(train.sold, Some(3 | 4)), "{train:?}");
+    train.assert_invariants();
+}
