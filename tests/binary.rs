@@ -204,6 +204,18 @@ async fn sigterm_lets_in_flight_requests_finish() {
     )
     .await;
 
+    // Open (and have the service accept) 20 keep-alive connections first: a
+    // connection still in the kernel's accept queue at SIGTERM is reset, and
+    // that is "never accepted", not an in-flight request.
+    let mut warm = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (http, url) = (http.clone(), service.url("/healthz"));
+        warm.spawn(async move { http.get(url).send().await.map(|r| r.status()) });
+    }
+    while let Some(result) = warm.join_next().await {
+        assert_eq!(result.expect("task").expect("GET /healthz"), 200);
+    }
+
     // Hold every write in Redis so requests pile up inside the service.
     common::redis_cmd(
         &redis,

@@ -100,24 +100,8 @@ async fn an_outage_gives_fast_503s_and_heals_without_a_restart() {
             started.elapsed()
         );
     }
-    assert_eq!(
-        h.http
-            .get(h.url("/readyz"))
-            .send()
-            .await
-            .expect("GET")
-            .status(),
-        503
-    );
-    assert_eq!(
-        h.http
-            .get(h.url("/healthz"))
-            .send()
-            .await
-            .expect("GET")
-            .status(),
-        200
-    );
+    assert_eq!(h.get("/readyz").await.0, 503);
+    assert_eq!(h.get("/healthz").await.0, 200);
 
     h.redis = Some(EmbeddedRedis::start_on(&dir, port).expect("restart"));
     h.wait_ready().await;

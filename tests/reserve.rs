@@ -161,14 +161,7 @@ async fn a_foreign_lock_answers_429_and_is_left_alone() {
     assert_eq!(before, after, "a 429 writes nothing");
     assert_eq!(h.train("frozen").await.lock.as_deref(), Some("operator"));
 
-    let (_, _, view) = common::parts(
-        h.http
-            .get(h.url("/trains/frozen"))
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let (_, view) = h.get("/trains/frozen").await;
     assert_eq!(view["locked"], true);
     assert!(view["lock_ttl_ms"].as_i64().is_some_and(|ms| ms > 0));
 
@@ -201,8 +194,7 @@ async fn a_lock_without_expiry_freezes_sales() {
     assert_eq!(status, 429);
     assert!(body["retry_after_ms"].as_i64().is_some_and(|ms| ms >= 1));
     assert!(headers.contains_key("retry-after"));
-    let (_, _, view) =
-        common::parts(h.http.get(h.url("/trains/held")).send().await.expect("GET")).await;
+    let (_, view) = h.get("/trains/held").await;
     assert_eq!(
         (view["locked"].clone(), view["lock_ttl_ms"].clone()),
         (json!(true), Json::Null)

@@ -20,17 +20,6 @@ async fn put(h: &Harness, id: &str, body: serde_json::Value) -> (u16, serde_json
     (status, body)
 }
 
-async fn get(h: &Harness, id: &str) -> (u16, serde_json::Value) {
-    let response = h
-        .http
-        .get(h.url(&format!("/trains/{id}")))
-        .send()
-        .await
-        .expect("GET");
-    let (status, _, body) = common::parts(response).await;
-    (status, body)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_creates_reads_and_resets_a_train() {
     let h = Harness::start().await;
@@ -50,7 +39,7 @@ async fn admin_creates_reads_and_resets_a_train() {
             .await;
         assert_eq!(status, 200);
     }
-    let (status, body) = get(&h, "ice-7").await;
+    let (status, body) = h.get("/trains/ice-7").await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
@@ -70,7 +59,7 @@ async fn admin_creates_reads_and_resets_a_train() {
     assert_eq!(train.lock, None);
     train.assert_invariants();
 
-    let (status, body) = get(&h, "nowhere").await;
+    let (status, body) = h.get("/trains/nowhere").await;
     assert_eq!(
         (status, body["error"].clone()),
         (404, json!("unknown_train"))
@@ -107,7 +96,7 @@ async fn a_restart_never_resets_the_default_train() {
     config.default_stock = 3;
     h.server = Some(Server::start(config, &h.redis_url).await.expect("restart"));
     h.wait_ready().await;
-    let (_, body) = get(&h, "default").await;
+    let (_, body) = h.get("/trains/default").await;
     assert_eq!(
         (body["remaining"].clone(), body["sold"].clone()),
         (json!(2), json!(1))

@@ -109,6 +109,13 @@ impl Harness {
         parts(response).await
     }
 
+    /// GET a path: status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Json) {
+        let response = self.http.get(self.url(path)).send().await.expect("GET");
+        let (status, _, body) = parts(response).await;
+        (status, body)
+    }
+
     /// What redis-cli would show of one train.
     pub async fn train(&self, id: &str) -> TrainKeys {
         let key = |name: &str| format!("train:{{{id}}}:{name}");
