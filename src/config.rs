@@ -55,6 +55,25 @@ pub struct Config {
     #[arg(long = "request-timeout-ms", env = "REQUEST_TIMEOUT_MS", default_value_t = 2000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub request_timeout_ms: u64,
+
+    /// How long (milliseconds) a hold keeps its seats when the request names no ttl_ms.
+    #[arg(long = "hold-ttl-ms", env = "HOLD_TTL_MS", default_value_t = 300_000,
+          value_parser = clap::value_parser!(u64).range(crate::request::HOLD_TTL_MS))]
+    pub hold_ttl_ms: u64,
+
+    /// Seats one user may have on one train, reserved plus held; 0 = no limit.
+    #[arg(long = "max-seats-per-user", env = "MAX_SEATS_PER_USER", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=crate::request::MAX_CAPACITY))]
+    pub max_seats_per_user: u64,
+
+    /// HS256 secret: when set, buyers must present a JWT whose `sub` is their
+    /// user id. Unset (or empty): anonymous buyers.
+    #[arg(
+        long = "auth-jwt-secret",
+        env = "AUTH_JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub auth_jwt_secret: Option<String>,
 }
 
 impl Config {
@@ -68,6 +87,12 @@ impl Config {
 
     pub fn lock_ttl(&self) -> Duration {
         Duration::from_millis(self.lock_ttl_ms)
+    }
+
+    /// The JWT secret, when identities are on. An empty value counts as unset
+    /// (Compose passes `VAR=` for a variable the user did not set).
+    pub fn jwt_secret(&self) -> Option<&str> {
+        self.auth_jwt_secret.as_deref().filter(|s| !s.is_empty())
     }
 
     pub fn request_timeout(&self) -> Duration {

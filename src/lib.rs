@@ -7,10 +7,11 @@
 //!
 //! - [`config`]: flags and environment variables of the contract;
 //! - [`server`]: listening, start-up against Redis, graceful shutdown;
-//! - [`api`]: routing and one handler per endpoint;
+//! - [`api`]: the routing table, and one module of handlers per resource;
+//! - [`identity`]: who is buying, from a verified JWT;
 //! - [`request`]: parsing and validating what clients send;
 //! - [`respond`]: the JSON responses and error bodies;
-//! - [`batch`]: group commit, many queued reservations in one script call;
+//! - [`batch`]: group commit, many queued requests in one script call;
 //! - [`store`]: the Redis pool and one typed call per Lua script;
 //! - [`embedded`]: the private redis-server used when no REDIS_URL is given.
 
@@ -18,6 +19,7 @@ pub mod api;
 pub mod batch;
 pub mod config;
 pub mod embedded;
+pub mod identity;
 pub mod request;
 pub mod respond;
 pub mod server;

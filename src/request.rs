@@ -15,6 +15,8 @@ pub const MAX_SEATS: u64 = 10;
 pub const MAX_CAPACITY: u64 = 1_000_000_000;
 /// Longest user id kept with a reservation.
 const MAX_USER_ID: usize = 128;
+/// The `ttl_ms` a hold may ask for (and the range of HOLD_TTL_MS).
+pub const HOLD_TTL_MS: std::ops::RangeInclusive<u64> = 1_000..=900_000;
 
 /// `[A-Za-z0-9_.-]{1,64}`: the ids that can become part of a key.
 pub fn valid_train_id(id: &str) -> bool {
@@ -64,12 +66,25 @@ pub fn parse_reserve(body: &[u8], default_train: &str) -> Result<Reserve, String
     if !valid_train_id(&train_id) {
         return Err(bad_train_id());
     }
-    let seats = parsed.seats.unwrap_or(1);
-    let seats = match u8::try_from(seats) {
-        Ok(n) if (1..=MAX_SEATS).contains(&seats) => n,
-        _ => return Err(format!("seats must be an integer from 1 to {MAX_SEATS}")),
-    };
-    if let Some(user) = &parsed.user_id {
+    Ok(Reserve {
+        train_id,
+        seats: seats(parsed.seats)?,
+        user_id: user_id(parsed.user_id)?,
+    })
+}
+
+/// `seats`: 1 to `MAX_SEATS`, 1 when absent.
+fn seats(seats: Option<u64>) -> Result<u8, String> {
+    let seats = seats.unwrap_or(1);
+    match u8::try_from(seats) {
+        Ok(n) if (1..=MAX_SEATS).contains(&seats) => Ok(n),
+        _ => Err(format!("seats must be an integer from 1 to {MAX_SEATS}")),
+    }
+}
+
+/// `user_id`: 1 to `MAX_USER_ID` characters, no control characters.
+fn user_id(user: Option<String>) -> Result<Option<String>, String> {
+    if let Some(user) = &user {
         let ok = (1..=MAX_USER_ID).contains(&user.chars().count())
             && !user.chars().any(char::is_control);
         if !ok {
@@ -78,11 +93,65 @@ pub fn parse_reserve(body: &[u8], default_train: &str) -> Result<Reserve, String
             ));
         }
     }
-    Ok(Reserve {
-        train_id,
-        user_id: parsed.user_id,
-        seats,
+    Ok(user)
+}
+
+/// A validated `POST /trains/{id}/holds` body (the train comes from the path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub user_id: Option<String>,
+    pub seats: u8,
+    pub ttl_ms: u64,
+}
+
+impl Hold {
+    /// As `Reserve::fingerprint`; a hold never matches a reservation's key.
+    pub fn fingerprint(&self, train_id: &str) -> String {
+        let user = self.user_id.as_deref().unwrap_or("");
+        format!("hold|{train_id}|{}|{}|{user}", self.seats, self.ttl_ms)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    user_id: Option<String>,
+    seats: Option<u64>,
+    ttl_ms: Option<u64>,
+}
+
+/// Parses a `POST /trains/{id}/holds` body (empty means all defaults).
+pub fn parse_hold(body: &[u8], default_ttl_ms: u64) -> Result<Hold, String> {
+    let parsed: HoldBody = if is_blank(body) {
+        HoldBody {
+            user_id: None,
+            seats: None,
+            ttl_ms: None,
+        }
+    } else {
+        parse_json(body)?
+    };
+    let ttl_ms = parsed.ttl_ms.unwrap_or(default_ttl_ms);
+    if !HOLD_TTL_MS.contains(&ttl_ms) {
+        return Err(format!(
+            "ttl_ms must be an integer from {} to {}",
+            HOLD_TTL_MS.start(),
+            HOLD_TTL_MS.end()
+        ));
+    }
+    Ok(Hold {
+        seats: seats(parsed.seats)?,
+        user_id: user_id(parsed.user_id)?,
+        ttl_ms,
     })
+}
+
+/// A hold or reservation id from a path: a UUID (the service makes them),
+/// returned in the canonical lower-case hyphenated form the keys use.
+pub fn parse_id(raw: &str, what: &str) -> Result<String, String> {
+    uuid::Uuid::try_parse(raw)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| format!("{what} must be a UUID, like 0b6f2a0e-5a4b-4c1e-9d8a-2f1e3c4b5a69"))
 }
 
 /// A validated `PUT /trains/{id}` body.
@@ -194,6 +263,38 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn hold_bodies() {
+        let h = parse_hold(b"", 300_000).expect("empty body is valid");
+        assert_eq!((h.seats, h.ttl_ms, h.user_id), (1, 300_000, None));
+        let h = parse_hold(br#"{"seats":2,"ttl_ms":1000,"user_id":"u"}"#, 5).expect("valid");
+        assert_eq!((h.seats, h.ttl_ms), (2, 1000));
+        for bad in [
+            &br#"{"ttl_ms":999}"#[..],
+            br#"{"ttl_ms":900001}"#,
+            br#"{"ttl_ms":"1000"}"#,
+            br#"{"ttl_ms":-1}"#,
+            br#"{"seats":0}"#,
+            br#"{"train_id":"x"}"#,
+            br#"{"user_id":""}"#,
+        ] {
+            assert!(
+                parse_hold(bad, 300_000).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_uuids() {
+        let id = "0B6F2A0E-5A4B-4C1E-9D8A-2F1E3C4B5A69";
+        assert_eq!(parse_id(id, "hold_id"), Ok(id.to_lowercase()));
+        for bad in ["", "x", "0b6f2a0e5a4b", "../x"] {
+            assert!(parse_id(bad, "hold_id").is_err(), "{bad}");
         }
     }
 

@@ -5,10 +5,11 @@
 mod common;
 
 use common::Harness;
-use fred::{prelude::ClientLike, types::Value};
+use fred::types::Value;
 use serde_json::json;
+use train_reservation::store::scripts::RESERVE;
 
-/// One reservation as `reserve.lua` takes it: id, seats, user id as JSON,
+/// One reservation as `reserve.lua` takes it: id, seats, user ('' or a JSON string),
 /// idempotency record index (0 = none), fingerprint.
 type Member<'a> = (&'a str, u8, &'a str, usize, &'a str);
 
@@ -19,18 +20,7 @@ async fn call(
     idem_keys: &[&str],
     members: &[Member<'_>],
 ) -> Result<Vec<(i64, i64, i64)>, String> {
-    let mut args = vec![include_str!("../lua/reserve.lua").to_owned()];
-    let mut keys: Vec<String> = ["stock", "sold", "lock", "reservations"]
-        .map(|k| format!("train:{{{train}}}:{k}"))
-        .into();
-    keys.extend(
-        idem_keys
-            .iter()
-            .map(|k| format!("train:{{{train}}}:idem:{k}")),
-    );
-    args.push(keys.len().to_string());
-    args.extend(keys);
-    args.extend(["batch-token".into(), "3000".into(), "86400000".into()]);
+    let mut args = Vec::new();
     for (id, seats, user, idem, fp) in members {
         args.extend([
             id.to_string(),
@@ -40,18 +30,7 @@ async fn call(
             fp.to_string(),
         ]);
     }
-    let reply = h
-        .cli
-        .custom::<Value, String>(
-            fred::types::CustomCommand::new_static(
-                "EVAL",
-                fred::types::ClusterHash::FirstKey,
-                false,
-            ),
-            args,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let reply = common::eval_train_script(&h.cli, RESERVE, train, idem_keys, 0, args).await?;
     let Value::Array(items) = reply else {
         return Err(format!("unexpected reply {reply:?}"));
     };
@@ -132,9 +111,9 @@ async fn a_batch_decides_in_arrival_order() {
     let h = Harness::start().await;
     h.create_train("order", 3).await;
     let batch = [
-        ("a", 2, "null", 0, ""),
-        ("b", 2, "null", 0, ""),
-        ("c", 1, "null", 0, ""),
+        ("a", 2, "", 0, ""),
+        ("b", 2, "", 0, ""),
+        ("c", 1, "", 0, ""),
     ];
     let replies = call(&h, "order", &[], &batch).await.expect("script");
     assert_eq!(replies, vec![(200, 1, 0), (400, 1, 0), (200, 0, 0)]);
@@ -171,7 +150,7 @@ async fn a_foreign_lock_refuses_the_whole_batch() {
         &h,
         "locked",
         &["k"],
-        &[("a", 1, "null", 0, ""), ("b", 1, "null", 5, "fp")],
+        &[("a", 1, "", 0, ""), ("b", 1, "", 11, "fp")],
     )
     .await
     .expect("script");
@@ -197,9 +176,9 @@ async fn one_key_twice_in_a_batch_books_once() {
         "dup",
         &["k"],
         &[
-            ("a", 2, r#""u""#, 5, "fp"),
-            ("b", 2, r#""u""#, 5, "fp"),
-            ("c", 1, r#""u""#, 5, "other"),
+            ("a", 2, r#""u""#, 11, "fp"),
+            ("b", 2, r#""u""#, 11, "fp"),
+            ("c", 1, r#""u""#, 11, "other"),
         ],
     )
     .await
@@ -215,10 +194,10 @@ async fn a_bad_member_fails_the_batch_before_any_write() {
     h.create_train("bad", 5).await;
     let before = h.all_keys().await;
     for members in [
-        vec![("a", 1, "null", 0, ""), ("b", 11, "null", 0, "")], // seats out of range
-        vec![("a", 1, "null", 0, ""), ("", 1, "null", 0, "")],   // empty id
-        vec![("a", 1, "null", 0, ""), ("b", 1, "null", 9, "")],  // record index out of KEYS
-        vec![("a", 1, "null", 0, ""), ("b", 1, "bob", 0, "")],   // user id not JSON
+        vec![("a", 1, "", 0, ""), ("b", 11, "", 0, "")], // seats out of range
+        vec![("a", 1, "", 0, ""), ("", 1, "", 0, "")],   // empty id
+        vec![("a", 1, "", 0, ""), ("b", 1, "", 15, "")], // record index out of KEYS
+        vec![("a", 1, "", 0, ""), ("b", 1, "bob", 0, "")], // user id not JSON
     ] {
         let result = call(&h, "bad", &[], &members).await;
         assert!(result.is_err(), "{members:?} must be refused: {result:?}");
@@ -235,7 +214,7 @@ async fn a_bad_member_fails_the_batch_before_any_write() {
         &h,
         "bad",
         &["k"],
-        &[("a", 1, "null", 0, ""), ("b", 1, "null", 5, "fp")],
+        &[("a", 1, "", 0, ""), ("b", 1, "", 11, "fp")],
     )
     .await;
     assert!(result.is_err(), "{result:?}");

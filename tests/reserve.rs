@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use common::Harness;
 use serde_json::{json, Value as Json};
 use tokio::task::JoinSet;
+use train_reservation::store::scripts::RESERVE;
 
 /// Fires `count` concurrent POST /reserve with `body`; returns (status, body) of each.
 async fn swarm(h: &Harness, count: usize, body: Json) -> Vec<(u16, Json)> {
@@ -357,24 +358,13 @@ async fn the_same_script_call_twice_books_once() {
     // reserve.lua must recognise its own reservation id.
     let h = Harness::start().await;
     h.create_train("twice", 3).await;
-    let script = include_str!("../lua/reserve.lua");
-    let keys = ["stock", "sold", "lock", "reservations"].map(|k| format!("train:{{twice}}:{k}"));
     let call = |id: &str| {
-        let mut args = vec![script.to_string(), "4".to_string()];
-        args.extend(keys.iter().cloned());
-        // Lock token, lock PX, record PX; then id, seats, user, no key, no fingerprint.
-        args.extend(["tok".into(), "3000".into(), "86400000".into()]);
-        args.extend([
-            id.to_string(),
-            "2".into(),
-            r#""bob""#.into(),
-            "0".into(),
-            String::new(),
-        ]);
-        args
+        // id, seats, user, no Idempotency-Key record, no fingerprint.
+        let member = [id, "2", r#""bob""#, "0", ""].map(String::from).to_vec();
+        common::eval_train_script(&h.cli, RESERVE, "twice", &[], 0, member)
     };
-    let first = h.cmd("EVAL", call("res-1")).await;
-    let second = h.cmd("EVAL", call("res-1")).await;
+    let first = call("res-1").await.expect("script");
+    let second = call("res-1").await.expect("script");
     let status = |v: &fred::types::Value| match v {
         fred::types::Value::Array(items) => (items[0].as_i64(), items[2].as_i64()),
         other => panic!("unexpected reply {other:?}"),

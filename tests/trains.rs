@@ -44,7 +44,7 @@ async fn admin_creates_reads_and_resets_a_train() {
     assert_eq!(
         body,
         json!({"train_id": "ice-7", "capacity": 4, "remaining": 1, "sold": 3,
-               "locked": false, "lock_ttl_ms": 0})
+               "held": 0, "locked": false, "lock_ttl_ms": 0})
     );
     h.train("ice-7").await.assert_invariants();
 

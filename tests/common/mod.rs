@@ -178,6 +178,44 @@ impl Drop for Harness {
     }
 }
 
+/// Calls a train script directly with EVAL (as a client library's retry
+/// would re-send it): the train's ten keys plus `idem_keys`, the common
+/// arguments (lock token, lock PX 3000, memory 24 h, `limit` seats per user),
+/// then `members`.
+pub async fn eval_train_script(
+    cli: &fred::prelude::Client,
+    script: &str,
+    train: &str,
+    idem_keys: &[&str],
+    limit: u64,
+    members: Vec<String>,
+) -> Result<Value, String> {
+    let mut keys: Vec<String> = train_reservation::store::scripts::TRAIN_KEYS
+        .iter()
+        .map(|k| format!("train:{{{train}}}:{k}"))
+        .collect();
+    keys.extend(
+        idem_keys
+            .iter()
+            .map(|k| format!("train:{{{train}}}:idem:{k}")),
+    );
+    let mut args = vec![script.to_owned(), keys.len().to_string()];
+    args.extend(keys);
+    args.extend([
+        "test-token".into(),
+        "3000".into(),
+        "86400000".into(),
+        limit.to_string(),
+    ]);
+    args.extend(members);
+    cli.custom::<Value, String>(
+        CustomCommand::new_static("EVAL", ClusterHash::FirstKey, false),
+        args,
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
 /// One train as stored in Redis.
 #[derive(Debug)]
 pub struct TrainKeys {

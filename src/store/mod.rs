@@ -1,10 +1,21 @@
 //! The Redis side: the connection pool, the Lua scripts in `lua/`, and one typed
-//! call per script.
+//! call per script, grouped by resource (`reservations`, `holds`, `trains`).
 //!
 //! Each operation is exactly one `EVALSHA` (reloading the script on NOSCRIPT), so
-//! everything that must be atomic happens inside Redis and this file only names
-//! keys, passes arguments and decodes replies. It decides nothing: the status a
+//! everything that must be atomic happens inside Redis and these files only name
+//! keys, pass arguments and decode replies. They decide nothing: the status a
 //! script returns is the HTTP status the client gets.
+
+mod holds;
+mod reservations;
+pub mod scripts;
+mod trains;
+
+pub use holds::{Confirm, ConfirmReply, Confirming, HoldReply, HoldRequest, HoldView, Holding};
+pub use reservations::{Reservation, ReservationView, ReserveReply, Reserving};
+pub use trains::TrainState;
+
+use scripts::{Scripts, TrainKeys};
 
 use std::time::Duration;
 
@@ -73,86 +84,15 @@ impl From<RedisError> for StoreError {
     }
 }
 
-/// The scripts, embedded in the binary at build time.
-struct Scripts {
-    reserve: Script,
-    train: Script,
-    put_train: Script,
-}
-
-impl Scripts {
-    fn new() -> Scripts {
-        Scripts {
-            reserve: Script::from_lua(include_str!("../lua/reserve.lua")),
-            train: Script::from_lua(include_str!("../lua/train.lua")),
-            put_train: Script::from_lua(include_str!("../lua/put_train.lua")),
-        }
-    }
-
-    fn all(&self) -> [&Script; 3] {
-        [&self.reserve, &self.train, &self.put_train]
-    }
-}
-
-/// The keys of one train. The `{ID}` hash tag keeps them in one Cluster slot.
-struct TrainKeys {
-    base: String,
-}
-
-impl TrainKeys {
-    fn new(prefix: &str, train_id: &str) -> TrainKeys {
-        TrainKeys {
-            base: format!("{prefix}:{{{train_id}}}:"),
-        }
-    }
-
-    fn key(&self, name: &str) -> String {
-        let mut key = String::with_capacity(self.base.len() + name.len());
-        key.push_str(&self.base);
-        key.push_str(name);
-        key
-    }
-}
-
-/// One reservation request, as `reserve.lua` takes it. Owned, because it
-/// may wait in a group-commit queue (see `batch`) for the call that carries it.
-#[derive(Debug, Clone)]
-pub struct Reservation {
-    pub reservation_id: String,
-    pub seats: u8,
-    pub user_id: Option<String>,
-    /// `(key, fingerprint of the request)` when the client sent an Idempotency-Key.
-    pub idempotency: Option<(String, String)>,
-}
-
-/// `reserve.lua`'s reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReserveReply {
-    pub status: u16,
-    pub reservation_id: String,
-    /// Seats left (200, 400) or ms until the lock frees (429).
-    pub n: i64,
-    pub replayed: bool,
-}
-
-/// `train.lua`'s reply, for GET /trains/{id}.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrainState {
-    pub capacity: i64,
-    pub remaining: i64,
-    pub sold: i64,
-    /// `None`: unlocked. `Some(None)`: locked with no expiry. `Some(Some(ms))`.
-    pub lock: Option<Option<i64>>,
-}
-
-/// Idempotency records are kept this long (the contract: 24 hours).
-const IDEMPOTENCY_TTL_MS: &str = "86400000";
+/// Idempotency records and ended ids are kept this long (the contract: 24 hours).
+const MEMORY_MS: &str = "86400000";
 
 pub struct Store {
     pool: Pool,
     scripts: Scripts,
     prefix: String,
-    lock_ttl_ms: String,
+    /// ARGV[2..=4] of every train script: lock PX, memory, per-user limit.
+    common: [String; 3],
     timeout: Duration,
 }
 
@@ -194,7 +134,11 @@ impl Store {
             pool,
             scripts: Scripts::new(),
             prefix: config.key_prefix.clone(),
-            lock_ttl_ms: config.lock_ttl_ms.to_string(),
+            common: [
+                config.lock_ttl_ms.to_string(),
+                MEMORY_MS.to_owned(),
+                config.max_seats_per_user.to_string(),
+            ],
             timeout,
         })
     }
@@ -225,133 +169,26 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `reserve.lua` for one or more reservations on one train, in order;
-    /// one reply each, in the same order.
-    pub async fn reserve(
-        &self,
-        train_id: &str,
-        batch: &[Reservation],
-    ) -> Result<Vec<ReserveReply>, StoreError> {
-        let keys = TrainKeys::new(&self.prefix, train_id);
-        let mut key_list: Vec<String> = ["stock", "sold", "lock", "reservations"]
-            .map(|n| keys.key(n))
-            .into();
-        let mut args: Vec<String> = Vec::with_capacity(3 + 5 * batch.len());
-        let token = batch
-            .first()
-            .map(|r| r.reservation_id.clone())
-            .unwrap_or_default();
-        args.extend([
-            token,
-            self.lock_ttl_ms.clone(),
-            IDEMPOTENCY_TTL_MS.to_owned(),
-        ]);
-        for r in batch {
-            let record = match &r.idempotency {
-                None => 0,
-                Some((key, _)) => {
-                    let name = keys.key(&format!("idem:{key}"));
-                    // Two requests with one key share one record: the second replays.
-                    match key_list.iter().position(|k| *k == name) {
-                        Some(at) => at + 1,
-                        None => {
-                            key_list.push(name);
-                            key_list.len()
-                        }
-                    }
-                }
-            };
-            args.extend([
-                r.reservation_id.clone(),
-                r.seats.to_string(),
-                // A JSON value: the script writes it into the record as is.
-                serde_json::to_string(&r.user_id).unwrap_or_else(|_| "null".to_owned()),
-                record.to_string(),
-                r.idempotency
-                    .as_ref()
-                    .map(|(_, fp)| fp.clone())
-                    .unwrap_or_default(),
-            ]);
-        }
-        let reply: Vec<Value> = self.eval(&self.scripts.reserve, key_list, args).await?;
-        if reply.len() != 4 * batch.len() {
-            return Err(StoreError::Failed(format!(
-                "reserve.lua answered {} values for {} requests",
-                reply.len(),
-                batch.len()
-            )));
-        }
-        reply
-            .chunks_exact(4)
-            .map(|answer| {
-                let int = |v: &Value| {
-                    v.as_i64()
-                        .ok_or_else(|| StoreError::Failed(format!("unexpected reply value {v:?}")))
-                };
-                Ok(ReserveReply {
-                    status: status_code(int(&answer[0])?)?,
-                    reservation_id: answer[1].as_string().unwrap_or_default(),
-                    n: int(&answer[2])?,
-                    replayed: int(&answer[3])? == 1,
-                })
-            })
-            .collect()
+    /// The keys of one train, to which a call adds its idempotency records.
+    fn keys<'a>(&'a self, train_id: &'a str) -> TrainKeys<'a> {
+        TrainKeys::new(&self.prefix, train_id)
     }
 
-    /// `None` when the train does not exist.
-    pub async fn train(&self, train_id: &str) -> Result<Option<TrainState>, StoreError> {
-        let keys = TrainKeys::new(&self.prefix, train_id);
-        let key_list: Vec<String> = ["stock", "capacity", "sold", "lock"]
-            .map(|n| keys.key(n))
-            .into();
-        let (stock, capacity, sold, pttl): (Option<String>, Option<String>, Option<String>, i64) =
-            self.eval(&self.scripts.train, key_list, Vec::<String>::new())
-                .await?;
-        let Some(stock) = stock else { return Ok(None) };
-        let int = |name: &str, raw: Option<String>| -> Result<Option<i64>, StoreError> {
-            raw.map(|v| {
-                v.parse().map_err(|_| {
-                    StoreError::Failed(format!("{name} of train {train_id} is not an integer"))
-                })
-            })
-            .transpose()
-        };
-        let remaining = int("stock", Some(stock))?.unwrap_or(0);
-        let sold = int("sold", sold)?.unwrap_or(0);
-        let capacity = int("capacity", capacity)?.unwrap_or(remaining + sold);
-        let lock = match pttl {
-            -2 => None,
-            -1 => Some(None),
-            ms => Some(Some(ms)),
-        };
-        Ok(Some(TrainState {
-            capacity,
-            remaining,
-            sold,
-            lock,
-        }))
-    }
-
-    /// Creates (or, with `reset`, resets) a train. Returns the script's status:
-    /// 201, 200, 409 or 429 (with ms until the lock frees).
-    pub async fn put_train(
+    /// One call of a train script (prelude.lua + its own part): the train's
+    /// keys, the common ARGV (lock token, lock PX, memory, per-user limit),
+    /// then the members.
+    async fn call_train<R: FromValue>(
         &self,
-        train_id: &str,
-        capacity: u64,
-        reset: bool,
-    ) -> Result<(u16, i64), StoreError> {
-        let keys = TrainKeys::new(&self.prefix, train_id);
-        let key_list: Vec<String> = ["stock", "capacity", "lock", "sold", "reservations"]
-            .map(|n| keys.key(n))
-            .into();
-        let args = vec![
-            uuid::Uuid::new_v4().to_string(),
-            self.lock_ttl_ms.clone(),
-            capacity.to_string(),
-            if reset { "1" } else { "0" }.to_owned(),
-        ];
-        let (status, n): (i64, i64) = self.eval(&self.scripts.put_train, key_list, args).await?;
-        Ok((status_code(status)?, n))
+        script: &Script,
+        keys: TrainKeys<'_>,
+        token: String,
+        members: Vec<String>,
+    ) -> Result<R, StoreError> {
+        let mut args = Vec::with_capacity(4 + members.len());
+        args.push(token);
+        args.extend(self.common.iter().cloned());
+        args.extend(members);
+        self.eval(script, keys.into_list(), args).await
     }
 
     /// One `EVALSHA`. On NOSCRIPT (Redis restarted, failed over, or an
@@ -404,6 +241,34 @@ impl Store {
     pub async fn quit(&self) {
         let _ = self.pool.quit().await;
     }
+}
+
+/// An integer element of a script's reply.
+fn int(v: &Value) -> Result<i64, StoreError> {
+    v.as_i64()
+        .ok_or_else(|| StoreError::Failed(format!("unexpected reply value {v:?}")))
+}
+
+/// A script's flat reply split into `width` values per member, checked
+/// against the number of members sent.
+fn per_member(
+    reply: Vec<Value>,
+    width: usize,
+    members: usize,
+) -> Result<Vec<Vec<Value>>, StoreError> {
+    if reply.len() != width * members {
+        return Err(StoreError::Failed(format!(
+            "a script answered {} values for {members} requests",
+            reply.len()
+        )));
+    }
+    Ok(reply.chunks_exact(width).map(<[Value]>::to_vec).collect())
+}
+
+/// A user as the scripts take it: '' (anonymous) or a JSON string literal.
+fn user_arg(user: Option<&str>) -> String {
+    user.map(|u| serde_json::Value::from(u).to_string())
+        .unwrap_or_default()
 }
 
 fn status_code(status: i64) -> Result<u16, StoreError> {

@@ -1,0 +1,323 @@
+//! The HTTP API: the routing table, and what every handler shares.
+//!
+//! `handle` reads as the contract's table: each route pattern with its
+//! methods and the handler that serves it. The handlers live with their
+//! resource (`reservations`, `holds`, `trains`, `operations`); each reads top
+//! to bottom: validate (422 and friends, before Redis is touched), call one
+//! script, map the status the script returned to the response. The scripts
+//! decide; these files translate.
+
+// Helpers return the error response itself (`Result<_, Reply>`): it is built
+// once per request, on the way out, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod holds;
+mod operations;
+mod reservations;
+mod trains;
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::{
+    body::{Body, Incoming},
+    header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE},
+    HeaderMap, Method, Request, StatusCode,
+};
+
+use crate::{
+    batch::GroupCommit,
+    config::Config,
+    identity::Identity,
+    request::{self, Admin, MAX_BODY},
+    respond::{self, error, invalid, Reply},
+    store::{Confirming, Holding, Reserving, Store, StoreError},
+};
+
+/// What every request handler shares.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<Store>,
+    /// Verifies buyers' JWTs; `None` when identities are off.
+    identity: Option<Identity>,
+    /// Reservations, holds and confirms each go through their train's
+    /// group-commit queue.
+    reservations: GroupCommit<Reserving>,
+    holds: GroupCommit<Holding>,
+    confirms: GroupCommit<Confirming>,
+    /// Set once start-up has connected, loaded the scripts and created the
+    /// default train. Until then the API answers 503.
+    ready: AtomicBool,
+}
+
+impl App {
+    pub fn new(config: Config, store: Store) -> App {
+        let store = Arc::new(store);
+        let timeout = config.request_timeout();
+        App {
+            identity: config.jwt_secret().map(Identity::new),
+            reservations: GroupCommit::new(Reserving(store.clone()), timeout),
+            holds: GroupCommit::new(Holding(store.clone()), timeout),
+            confirms: GroupCommit::new(Confirming(store.clone()), timeout),
+            config,
+            store,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// The routes of the contract; ids are taken from the path as sent.
+enum Route {
+    Reserve,
+    Train(String),
+    Holds(String),
+    Hold(String, String),
+    Confirm(String, String),
+    Reservation(String, String),
+    Healthz,
+    Readyz,
+}
+
+impl Route {
+    fn parse(path: &str) -> Option<Route> {
+        let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        let owned = |s: &&str| (*s).to_owned();
+        Some(match segments.as_slice() {
+            ["reserve"] => Route::Reserve,
+            ["healthz"] => Route::Healthz,
+            ["readyz"] => Route::Readyz,
+            ["trains", id] if !id.is_empty() => Route::Train(owned(id)),
+            ["trains", id, "holds"] => Route::Holds(owned(id)),
+            ["trains", id, "holds", hold] if !hold.is_empty() => {
+                Route::Hold(owned(id), owned(hold))
+            }
+            ["trains", id, "holds", hold, "confirm"] => Route::Confirm(owned(id), owned(hold)),
+            ["trains", id, "reservations", r] if !r.is_empty() => {
+                Route::Reservation(owned(id), owned(r))
+            }
+            _ => return None,
+        })
+    }
+
+    /// The `Allow` header of the route.
+    fn allow(&self) -> &'static str {
+        match self {
+            Route::Reserve | Route::Holds(_) | Route::Confirm(..) => "POST",
+            Route::Train(_) => "GET, HEAD, PUT",
+            Route::Hold(..) | Route::Reservation(..) => "GET, HEAD, DELETE",
+            Route::Healthz | Route::Readyz => "GET, HEAD",
+        }
+    }
+
+    /// The train id in the path, if the route has one.
+    fn train(&self) -> Option<&str> {
+        match self {
+            Route::Train(t) | Route::Holds(t) => Some(t),
+            Route::Hold(t, _) | Route::Confirm(t, _) | Route::Reservation(t, _) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Routes one request. Never fails: every outcome is a response.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
+    use Method as M;
+    let Some(route) = Route::parse(req.uri().path()) else {
+        let detail = format!("no endpoint at {}", req.uri().path());
+        return error(StatusCode::NOT_FOUND, "not_found", detail, &[]);
+    };
+    let method = req.method().clone();
+    let allowed = route.allow().split(", ").any(|m| m == method.as_str());
+    if !allowed {
+        return method_not_allowed(route.allow());
+    }
+    if route.train().is_some_and(|id| !request::valid_train_id(id)) {
+        return invalid(request::bad_train_id());
+    }
+    let uses_redis = !matches!(route, Route::Healthz | Route::Readyz);
+    if uses_redis && !app.is_ready() {
+        return respond::unavailable("the service is starting: Redis is not connected yet");
+    }
+    match (route, method) {
+        (Route::Reserve, M::POST) => reservations::reserve(&app, req).await,
+        (Route::Reservation(t, r), M::GET | M::HEAD) => reservations::get(&app, &t, &r, req).await,
+        (Route::Reservation(t, r), M::DELETE) => reservations::cancel(&app, &t, &r, req).await,
+        (Route::Holds(t), M::POST) => holds::create(&app, &t, req).await,
+        (Route::Hold(t, h), M::GET | M::HEAD) => holds::get(&app, &t, &h, req).await,
+        (Route::Hold(t, h), M::DELETE) => holds::release(&app, &t, &h, req).await,
+        (Route::Confirm(t, h), M::POST) => holds::confirm(&app, &t, &h, req).await,
+        (Route::Train(t), M::GET | M::HEAD) => trains::get(&app, &t).await,
+        (Route::Train(t), M::PUT) => trains::put(&app, &t, req).await,
+        (Route::Healthz, _) => operations::healthz(),
+        (Route::Readyz, _) => operations::readyz(&app).await,
+        (route, _) => method_not_allowed(route.allow()),
+    }
+}
+
+/// Who a buyer is. With identities off anyone is anonymous (`None`), with
+/// them on the verified JWT `sub`; a missing or bad token is the 401 reply.
+fn buyer(app: &App, headers: &HeaderMap) -> Result<Option<String>, Reply> {
+    let Some(identity) = &app.identity else {
+        return Ok(None);
+    };
+    let authorization = headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    identity.user(authorization).map(Some).map_err(|why| {
+        let mut reply = error(StatusCode::UNAUTHORIZED, "unauthorized", why, &[]);
+        reply
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        reply
+    })
+}
+
+/// Whom a request is for: the buyer's verified identity, or the body's
+/// `user_id` with identities off. A body naming someone else than the token
+/// is 403; with a per-user limit, someone must be named (422).
+fn user_for(
+    app: &App,
+    verified: Option<String>,
+    named: Option<String>,
+) -> Result<Option<String>, Reply> {
+    let user = match (verified, named) {
+        (Some(sub), Some(named)) if sub != named => {
+            return Err(forbidden("user_id differs from the bearer token's sub"))
+        }
+        (Some(sub), _) => Some(sub),
+        (None, named) => named,
+    };
+    if user.is_none() && app.config.max_seats_per_user > 0 {
+        return Err(invalid(
+            "a per-user limit is on: name the user (user_id, or a bearer token's sub)",
+        ));
+    }
+    Ok(user)
+}
+
+/// Who may read or change an existing hold or reservation: `Ok(None)` for
+/// anyone who knows its id (identities off, or the admin token), `Ok(Some)`
+/// for that user only.
+fn owner_check(app: &App, headers: &HeaderMap, admin_may: bool) -> Result<Option<String>, Reply> {
+    if app.identity.is_none() {
+        return Ok(None);
+    }
+    let authorization = headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    if admin_may
+        && request::check_admin(app.config.admin_token.as_deref(), authorization) == Admin::Allowed
+    {
+        return Ok(None);
+    }
+    buyer(app, headers)
+}
+
+/// An `Idempotency-Key` header, validated (422 when malformed).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Reply> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(raw) => match request::parse_idempotency_key(raw.as_bytes()) {
+            Ok(key) => Ok(Some(key.to_owned())),
+            Err(detail) => Err(invalid(detail)),
+        },
+    }
+}
+
+/// Reads the body, refusing more than `MAX_BODY` bytes: first by the declared
+/// length (nothing read), then while reading (`Limited`, which does not look at
+/// Content-Length).
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
+    let body = req.into_body();
+    if body.size_hint().lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(invalid(format!("could not read the request body: {e}"))),
+    }
+}
+
+fn too_large() -> Reply {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request bodies are limited to {MAX_BODY} bytes"),
+        &[],
+    )
+}
+
+fn unknown_train(id: &str) -> Reply {
+    error(
+        StatusCode::NOT_FOUND,
+        "unknown_train",
+        format!("no train {id}"),
+        &[],
+    )
+}
+
+fn forbidden(detail: &str) -> Reply {
+    error(StatusCode::FORBIDDEN, "forbidden", detail, &[])
+}
+
+/// 409 `limit_reached`: the user already has `used` seats of the limit.
+fn limit_reached(app: &App, used: i64) -> Reply {
+    let limit = app.config.max_seats_per_user;
+    error(
+        StatusCode::CONFLICT,
+        "limit_reached",
+        format!("a user may have {limit} seat(s) on this train, reserved plus held; this one has {used}"),
+        &[("limit", limit.into()), ("used", used.into())],
+    )
+}
+
+fn replayed(mut reply: Reply) -> Reply {
+    reply
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    reply
+}
+
+fn method_not_allowed(allow: &'static str) -> Reply {
+    let mut reply = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("allowed methods: {allow}"),
+        &[],
+    );
+    reply
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    reply
+}
+
+/// A script status the handler does not know: a bug between Lua and Rust.
+fn unexpected(script: &str, status: u16) -> Reply {
+    tracing::error!(status, "{script} returned an unknown status");
+    respond::internal(format!("unexpected script status {status}"))
+}
+
+fn store_error(e: StoreError) -> Reply {
+    match e {
+        StoreError::Unavailable(why) => {
+            tracing::warn!("answering 503: {why}");
+            respond::unavailable(
+                "Redis is unreachable or too slow; the outcome is unknown. \
+                 Retrying with the same Idempotency-Key is safe",
+            )
+        }
+        StoreError::Failed(why) => {
+            tracing::error!("answering 500: {why}");
+            respond::internal(why)
+        }
+    }
+}

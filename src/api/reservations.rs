@@ -1,0 +1,201 @@
+//! `POST /reserve`, and one reservation: `GET` and `DELETE` (cancel)
+//! `/trains/{id}/reservations/{reservation_id}`.
+
+use hyper::{body::Incoming, Request, StatusCode};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{
+    buyer, idempotency_key, limit_reached, owner_check, read_body, replayed, store_error,
+    unexpected, unknown_train, user_for, App,
+};
+use crate::{
+    request,
+    respond::{self, error, invalid, json, Reply},
+    store::{Reservation, ReserveReply},
+};
+
+/// The 200 of `POST /reserve` (and of a hold's confirm).
+#[derive(Serialize)]
+pub(super) struct Reserved<'a> {
+    pub reservation_id: &'a str,
+    pub train_id: &'a str,
+    pub seats: i64,
+    pub remaining: i64,
+}
+
+pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Reply {
+    let verified = match buyer(app, req.headers()) {
+        Ok(user) => user,
+        Err(reply) => return reply,
+    };
+    let idempotency_key = match idempotency_key(req.headers()) {
+        Ok(key) => key,
+        Err(reply) => return reply,
+    };
+    let body = match read_body(req).await {
+        Ok(body) => body,
+        Err(reply) => return reply,
+    };
+    let mut reserve = match request::parse_reserve(&body, &app.config.default_train) {
+        Ok(reserve) => reserve,
+        Err(detail) => return invalid(detail),
+    };
+    reserve.user_id = match user_for(app, verified, reserve.user_id.take()) {
+        Ok(user) => user,
+        Err(reply) => return reply,
+    };
+    let idempotency = idempotency_key.map(|key| (key, reserve.fingerprint()));
+    let reservation = Reservation {
+        reservation_id: Uuid::new_v4().to_string(),
+        seats: reserve.seats,
+        user_id: reserve.user_id.clone(),
+        idempotency,
+    };
+    let reply = match app
+        .reservations
+        .submit(&reserve.train_id, reservation)
+        .await
+    {
+        Ok(reply) => reply,
+        Err(e) => return store_error(e),
+    };
+    let ReserveReply {
+        status,
+        reservation_id,
+        n,
+        replayed: was_replayed,
+    } = reply;
+    let train_id = &reserve.train_id;
+    let response = match status {
+        200 => json(
+            StatusCode::OK,
+            &Reserved {
+                reservation_id: &reservation_id,
+                train_id,
+                seats: reserve.seats.into(),
+                remaining: n,
+            },
+        ),
+        400 => sold_out(train_id, n, reserve.seats),
+        409 => limit_reached(app, n),
+        429 => respond::locked(n),
+        404 => unknown_train(train_id),
+        422 => idempotency_mismatch(),
+        other => unexpected("reserve.lua", other),
+    };
+    if was_replayed {
+        replayed(response)
+    } else {
+        response
+    }
+}
+
+/// 400 `sold_out` with the seats left.
+pub(super) fn sold_out(train_id: &str, remaining: i64, asked: u8) -> Reply {
+    error(
+        StatusCode::BAD_REQUEST,
+        "sold_out",
+        format!(
+            "train {train_id} has {} seat(s) left; {asked} asked",
+            remaining.max(0)
+        ),
+        &[("remaining", remaining.into())],
+    )
+}
+
+pub(super) fn idempotency_mismatch() -> Reply {
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_mismatch",
+        "this Idempotency-Key was used with a different request",
+        &[],
+    )
+}
+
+#[derive(Serialize)]
+struct ReservationBody<'a> {
+    reservation_id: &'a str,
+    train_id: &'a str,
+    user_id: Option<&'a str>,
+    seats: i64,
+    created_at_ms: i64,
+}
+
+pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<Incoming>) -> Reply {
+    let id = match request::parse_id(raw_id, "reservation_id") {
+        Ok(id) => id,
+        Err(detail) => return invalid(detail),
+    };
+    let caller = match owner_check(app, req.headers(), true) {
+        Ok(caller) => caller,
+        Err(reply) => return reply,
+    };
+    match app.store.reservation(train_id, &id).await {
+        Ok(Some(r)) if caller.is_some() && r.user_id != caller => {
+            super::forbidden("this reservation belongs to another user")
+        }
+        Ok(Some(r)) => json(
+            StatusCode::OK,
+            &ReservationBody {
+                reservation_id: &id,
+                train_id,
+                user_id: r.user_id.as_deref(),
+                seats: r.seats,
+                created_at_ms: r.created_at_ms,
+            },
+        ),
+        Ok(None) => unknown_reservation(train_id, &id),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Serialize)]
+struct Cancelled<'a> {
+    reservation_id: &'a str,
+    train_id: &'a str,
+    seats: i64,
+    remaining: i64,
+}
+
+pub(super) async fn cancel(
+    app: &App,
+    train_id: &str,
+    raw_id: &str,
+    req: Request<Incoming>,
+) -> Reply {
+    let id = match request::parse_id(raw_id, "reservation_id") {
+        Ok(id) => id,
+        Err(detail) => return invalid(detail),
+    };
+    let caller = match owner_check(app, req.headers(), true) {
+        Ok(caller) => caller,
+        Err(reply) => return reply,
+    };
+    match app.store.cancel(train_id, &id, caller.as_deref()).await {
+        Ok((200, remaining, seats)) => json(
+            StatusCode::OK,
+            &Cancelled {
+                reservation_id: &id,
+                train_id,
+                seats,
+                remaining,
+            },
+        ),
+        Ok((403, _, _)) => super::forbidden("this reservation belongs to another user"),
+        Ok((404, -1, _)) => unknown_train(train_id),
+        Ok((404, _, _)) => unknown_reservation(train_id, &id),
+        Ok((429, ms, _)) => respond::locked(ms),
+        Ok((other, _, _)) => unexpected("cancel.lua", other),
+        Err(e) => store_error(e),
+    }
+}
+
+fn unknown_reservation(train_id: &str, id: &str) -> Reply {
+    error(
+        StatusCode::NOT_FOUND,
+        "unknown_reservation",
+        format!("train {train_id} has no reservation {id} (never made, or cancelled)"),
+        &[],
+    )
+}

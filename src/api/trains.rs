@@ -1,0 +1,111 @@
+//! One train: `GET /trains/{id}` (public figures) and `PUT /trains/{id}`
+//! (admin: create, or reset with `"reset": true`).
+
+use hyper::{
+    body::Incoming,
+    header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE},
+    Request, StatusCode,
+};
+use serde::Serialize;
+
+use super::{read_body, store_error, unexpected, unknown_train, App};
+use crate::{
+    request::{self, Admin},
+    respond::{self, error, invalid, json, Reply},
+};
+
+#[derive(Serialize)]
+struct TrainView<'a> {
+    train_id: &'a str,
+    capacity: i64,
+    remaining: i64,
+    sold: i64,
+    held: i64,
+    locked: bool,
+    /// Milliseconds until the lock expires: 0 when unlocked, null when the
+    /// lock has no expiry (an operator froze the train).
+    lock_ttl_ms: Option<i64>,
+}
+
+pub(super) async fn get(app: &App, id: &str) -> Reply {
+    match app.store.train(id).await {
+        Ok(Some(state)) => json(
+            StatusCode::OK,
+            &TrainView {
+                train_id: id,
+                capacity: state.capacity,
+                remaining: state.remaining,
+                sold: state.sold,
+                held: state.held,
+                locked: state.lock.is_some(),
+                lock_ttl_ms: state.lock.unwrap_or(Some(0)),
+            },
+        ),
+        Ok(None) => unknown_train(id),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Serialize)]
+struct TrainCreated<'a> {
+    train_id: &'a str,
+    capacity: u64,
+    remaining: u64,
+    sold: u64,
+}
+
+pub(super) async fn put(app: &App, id: &str, req: Request<Incoming>) -> Reply {
+    let authorization = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    match request::check_admin(app.config.admin_token.as_deref(), authorization) {
+        Admin::Allowed => {}
+        Admin::Disabled => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "admin endpoints are disabled: set ADMIN_TOKEN to enable them",
+                &[],
+            )
+        }
+        Admin::Denied => {
+            let mut reply = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token (Authorization: Bearer <ADMIN_TOKEN>)",
+                &[],
+            );
+            reply
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return reply;
+        }
+    }
+    let body = match read_body(req).await {
+        Ok(body) => body,
+        Err(reply) => return reply,
+    };
+    let put = match request::parse_put_train(&body) {
+        Ok(put) => put,
+        Err(detail) => return invalid(detail),
+    };
+    let created = TrainCreated {
+        train_id: id,
+        capacity: put.capacity,
+        remaining: put.capacity,
+        sold: 0,
+    };
+    match app.store.put_train(id, put.capacity, put.reset).await {
+        Ok((201, _)) => json(StatusCode::CREATED, &created),
+        Ok((200, _)) => json(StatusCode::OK, &created),
+        Ok((409, _)) => error(
+            StatusCode::CONFLICT,
+            "exists",
+            format!(
+                "train {id} exists; send \"reset\": true to reset its capacity and clear its sales"
+            ),
+            &[],
+        ),
+        Ok((429, ms)) => respond::locked(ms),
+        Ok((other, _)) => unexpected("put_train.lua", other),
+        Err(e) => store_error(e),
+    }
+}

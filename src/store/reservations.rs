@@ -1,0 +1,139 @@
+//! Reservations in Redis: booking (`reserve.lua`, one call for a whole
+//! group-commit batch), cancelling (`cancel.lua`), and reading one record.
+
+use std::sync::Arc;
+
+use fred::prelude::HashesInterface;
+use fred::types::Value;
+use serde::Deserialize;
+
+use super::{int, per_member, status_code, user_arg, Store, StoreError};
+use crate::batch::Decide;
+
+/// One reservation request, as `reserve.lua` takes it. Owned, because it
+/// may wait in a group-commit queue (see `batch`) for the call that carries it.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub reservation_id: String,
+    pub seats: u8,
+    pub user_id: Option<String>,
+    /// `(key, fingerprint of the request)` when the client sent an Idempotency-Key.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// `reserve.lua`'s answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveReply {
+    pub status: u16,
+    pub reservation_id: String,
+    /// Seats left (200, 400), seats the user already has (409), or ms until
+    /// the lock frees (429).
+    pub n: i64,
+    pub replayed: bool,
+}
+
+/// A stored reservation, as `GET /trains/{id}/reservations/{rid}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReservationView {
+    pub user_id: Option<String>,
+    pub seats: i64,
+    pub created_at_ms: i64,
+}
+
+/// What `cancel.lua` and `release.lua` answer: status, seats left, seats given back.
+pub type GiveBack = (u16, i64, i64);
+
+/// Group commit of reservations: one `reserve.lua` call per batch.
+pub struct Reserving(pub Arc<Store>);
+
+impl Decide for Reserving {
+    type Member = Reservation;
+    type Answer = ReserveReply;
+
+    async fn decide(
+        &self,
+        train_id: &str,
+        batch: &[Reservation],
+    ) -> Result<Vec<ReserveReply>, StoreError> {
+        self.0.reserve(train_id, batch).await
+    }
+}
+
+impl Store {
+    /// Runs `reserve.lua` for one or more reservations on one train, in order;
+    /// one reply each, in the same order.
+    pub async fn reserve(
+        &self,
+        train_id: &str,
+        batch: &[Reservation],
+    ) -> Result<Vec<ReserveReply>, StoreError> {
+        let mut keys = self.keys(train_id);
+        let mut members = Vec::with_capacity(5 * batch.len());
+        for r in batch {
+            let (record, fingerprint) = match &r.idempotency {
+                None => (0, String::new()),
+                Some((key, fp)) => (keys.idempotency(key), fp.clone()),
+            };
+            members.extend([
+                r.reservation_id.clone(),
+                r.seats.to_string(),
+                user_arg(r.user_id.as_deref()),
+                record.to_string(),
+                fingerprint,
+            ]);
+        }
+        // The first reservation id is a fresh UUID: it doubles as the lock token.
+        let token = batch
+            .first()
+            .map(|r| r.reservation_id.clone())
+            .unwrap_or_default();
+        let reply: Vec<Value> = self
+            .call_train(&self.scripts.reserve, keys, token, members)
+            .await?;
+        per_member(reply, 4, batch.len())?
+            .into_iter()
+            .map(|answer| {
+                Ok(ReserveReply {
+                    status: status_code(int(&answer[0])?)?,
+                    reservation_id: answer[1].as_string().unwrap_or_default(),
+                    n: int(&answer[2])?,
+                    replayed: int(&answer[3])? == 1,
+                })
+            })
+            .collect()
+    }
+
+    /// Cancels a reservation (`cancel.lua`). `caller`: the user who must own
+    /// it, or `None` when anyone who knows the id may (identities off, admin).
+    pub async fn cancel(
+        &self,
+        train_id: &str,
+        reservation_id: &str,
+        caller: Option<&str>,
+    ) -> Result<GiveBack, StoreError> {
+        let members = vec![reservation_id.to_owned(), user_arg(caller)];
+        let token = uuid::Uuid::new_v4().to_string();
+        let (status, n, seats): (i64, i64, i64) = self
+            .call_train(&self.scripts.cancel, self.keys(train_id), token, members)
+            .await?;
+        Ok((status_code(status)?, n, seats))
+    }
+
+    /// One stored reservation; `None` when there is none under that id.
+    pub async fn reservation(
+        &self,
+        train_id: &str,
+        reservation_id: &str,
+    ) -> Result<Option<ReservationView>, StoreError> {
+        let key = self.keys(train_id).get("reservations");
+        let raw: Option<String> = self
+            .bounded(self.pool.next().hget(key, reservation_id))
+            .await?;
+        raw.map(|raw| {
+            serde_json::from_str(&raw).map_err(|e| {
+                StoreError::Failed(format!("reservation {reservation_id} is unreadable: {e}"))
+            })
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,143 @@
+//! The Lua scripts (embedded at build time) and the key layout they share.
+//!
+//! Every script that changes a train is `lua/prelude.lua` followed by its own
+//! part: the prelude holds what all of them need (the lock with its
+//! compare-and-delete, the clock, reclaiming expired holds, per-user counts),
+//! so it is written once and each call is still one self-contained EVALSHA.
+//! Those scripts all take the same ten keys, in `TRAIN_KEYS` order.
+
+use fred::types::scripts::Script;
+
+/// Keys of a train, in the order every train script takes them (KEYS[1..=10]).
+pub const TRAIN_KEYS: [&str; 10] = [
+    "stock",
+    "capacity",
+    "sold",
+    "held",
+    "lock",
+    "reservations",
+    "holds",
+    "hold_expiry",
+    "users",
+    "ended",
+];
+
+/// Full text of each script as sent to Redis (public for tests that call a
+/// script directly, as a client library's retry would).
+pub const RESERVE: &str = concat!(
+    include_str!("../../lua/prelude.lua"),
+    include_str!("../../lua/reserve.lua")
+);
+pub const HOLD: &str = concat!(
+    include_str!("../../lua/prelude.lua"),
+    include_str!("../../lua/hold.lua")
+);
+pub const CONFIRM: &str = concat!(
+    include_str!("../../lua/prelude.lua"),
+    include_str!("../../lua/confirm.lua")
+);
+pub const RELEASE: &str = concat!(
+    include_str!("../../lua/prelude.lua"),
+    include_str!("../../lua/release.lua")
+);
+pub const CANCEL: &str = concat!(
+    include_str!("../../lua/prelude.lua"),
+    include_str!("../../lua/cancel.lua")
+);
+pub const PUT_TRAIN: &str = concat!(
+    include_str!("../../lua/prelude.lua"),
+    include_str!("../../lua/put_train.lua")
+);
+pub const TRAIN: &str = include_str!("../../lua/train.lua");
+pub const GET_HOLD: &str = include_str!("../../lua/get_hold.lua");
+
+pub(crate) struct Scripts {
+    pub reserve: Script,
+    pub hold: Script,
+    pub confirm: Script,
+    pub release: Script,
+    pub cancel: Script,
+    pub put_train: Script,
+    pub train: Script,
+    pub get_hold: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Scripts {
+        Scripts {
+            reserve: Script::from_lua(RESERVE),
+            hold: Script::from_lua(HOLD),
+            confirm: Script::from_lua(CONFIRM),
+            release: Script::from_lua(RELEASE),
+            cancel: Script::from_lua(CANCEL),
+            put_train: Script::from_lua(PUT_TRAIN),
+            train: Script::from_lua(TRAIN),
+            get_hold: Script::from_lua(GET_HOLD),
+        }
+    }
+
+    pub fn all(&self) -> [&Script; 8] {
+        [
+            &self.reserve,
+            &self.hold,
+            &self.confirm,
+            &self.release,
+            &self.cancel,
+            &self.put_train,
+            &self.train,
+            &self.get_hold,
+        ]
+    }
+}
+
+/// The name of one key of a train: `PREFIX:{ID}:name`. The `{ID}` hash tag
+/// keeps all of a train's keys in one Cluster slot.
+pub fn train_key(prefix: &str, train_id: &str, name: &str) -> String {
+    format!("{prefix}:{{{train_id}}}:{name}")
+}
+
+/// The keys of one train for one call: the ten of `TRAIN_KEYS`, then the
+/// idempotency records the call's members name.
+pub(crate) struct TrainKeys<'a> {
+    prefix: &'a str,
+    train_id: &'a str,
+    list: Vec<String>,
+}
+
+impl<'a> TrainKeys<'a> {
+    pub fn new(prefix: &'a str, train_id: &'a str) -> TrainKeys<'a> {
+        let list = TRAIN_KEYS
+            .iter()
+            .map(|name| train_key(prefix, train_id, name))
+            .collect();
+        TrainKeys {
+            prefix,
+            train_id,
+            list,
+        }
+    }
+
+    /// One of the ten keys, by name.
+    pub fn get(&self, name: &str) -> String {
+        let at = TRAIN_KEYS.iter().position(|k| *k == name);
+        at.map(|at| self.list[at].clone())
+            .unwrap_or_else(|| train_key(self.prefix, self.train_id, name))
+    }
+
+    /// The 1-based KEYS index of the record for an Idempotency-Key, added
+    /// once: two requests with one key share one record (the second replays).
+    pub fn idempotency(&mut self, key: &str) -> usize {
+        let name = train_key(self.prefix, self.train_id, &format!("idem:{key}"));
+        match self.list.iter().position(|k| *k == name) {
+            Some(at) => at + 1,
+            None => {
+                self.list.push(name);
+                self.list.len()
+            }
+        }
+    }
+
+    pub fn into_list(self) -> Vec<String> {
+        self.list
+    }
+}

@@ -1,0 +1,87 @@
+//! Trains in Redis: the snapshot behind `GET /trains/{id}` (`train.lua`,
+//! read-only) and creating or resetting one (`put_train.lua`).
+
+use super::{status_code, Store, StoreError};
+
+/// `train.lua`'s reply, for GET /trains/{id}.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainState {
+    pub capacity: i64,
+    pub remaining: i64,
+    pub sold: i64,
+    pub held: i64,
+    /// `None`: unlocked. `Some(None)`: locked with no expiry. `Some(Some(ms))`.
+    pub lock: Option<Option<i64>>,
+}
+
+impl Store {
+    /// `None` when the train does not exist. Holds that have expired count as
+    /// remaining, reclaimed or not (see `train.lua`).
+    pub async fn train(&self, train_id: &str) -> Result<Option<TrainState>, StoreError> {
+        let keys = self.keys(train_id);
+        let key_list = [
+            "stock",
+            "capacity",
+            "sold",
+            "held",
+            "lock",
+            "holds",
+            "hold_expiry",
+        ]
+        .map(|name| keys.get(name))
+        .into();
+        type Raw = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+        );
+        let (stock, capacity, sold, held, pttl): Raw =
+            self.eval(&self.scripts.train, key_list, Vec::new()).await?;
+        let Some(stock) = stock else { return Ok(None) };
+        let int = |name: &str, raw: Option<String>| -> Result<Option<i64>, StoreError> {
+            raw.map(|v| {
+                v.parse().map_err(|_| {
+                    StoreError::Failed(format!("{name} of train {train_id} is not an integer"))
+                })
+            })
+            .transpose()
+        };
+        let remaining = int("stock", Some(stock))?.unwrap_or(0);
+        let sold = int("sold", sold)?.unwrap_or(0);
+        let held = int("held", held)?.unwrap_or(0);
+        let capacity = int("capacity", capacity)?.unwrap_or(remaining + sold + held);
+        let lock = match pttl {
+            -2 => None,
+            -1 => Some(None),
+            ms => Some(Some(ms)),
+        };
+        Ok(Some(TrainState {
+            capacity,
+            remaining,
+            sold,
+            held,
+            lock,
+        }))
+    }
+
+    /// Creates (or, with `reset`, resets) a train. Returns the script's status:
+    /// 201, 200, 409 or 429 (with ms until the lock frees).
+    pub async fn put_train(
+        &self,
+        train_id: &str,
+        capacity: u64,
+        reset: bool,
+    ) -> Result<(u16, i64), StoreError> {
+        let members = vec![
+            capacity.to_string(),
+            if reset { "1" } else { "0" }.to_owned(),
+        ];
+        let token = uuid::Uuid::new_v4().to_string();
+        let (status, n): (i64, i64) = self
+            .call_train(&self.scripts.put_train, self.keys(train_id), token, members)
+            .await?;
+        Ok((status_code(status)?, n))
+    }
+}
