@@ -9,6 +9,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 
+use crate::logging::LogFormat;
+
 /// Sells the last seats of a train to a swarm of buyers at once, never overselling.
 ///
 /// Every reservation is one atomic Redis Lua script. With no REDIS_URL the service
@@ -22,7 +24,7 @@ pub struct Config {
 
     /// redis://, rediss:// or redis-cluster:// URL. Unset: start a private
     /// redis-server child on a free loopback port, data under ./data/redis.
-    #[arg(long = "redis-url", env = "REDIS_URL", value_parser = parse_redis_url)]
+    #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true, value_parser = RedisUrl)]
     pub redis_url: Option<String>,
 
     /// PX (milliseconds) of the per-train lock each script takes.
@@ -74,6 +76,11 @@ pub struct Config {
         hide_env_values = true
     )]
     pub auth_jwt_secret: Option<String>,
+
+    /// Log lines: `text` (human-readable) or `json` (one object per line).
+    /// RUST_LOG filters them (default: info).
+    #[arg(long = "log-format", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl Config {
@@ -128,6 +135,30 @@ fn parse_redis_url(value: &str) -> Result<String, String> {
         .map_err(|e| format!("not a usable Redis URL: {e}"))
 }
 
+/// `parse_redis_url` for clap, with an error that shows the URL with its
+/// password masked (clap's own message would repeat the value as given).
+#[derive(Clone)]
+struct RedisUrl;
+
+impl clap::builder::TypedValueParser for RedisUrl {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let value = value.to_str().unwrap_or("");
+        parse_redis_url(value).map_err(|why| {
+            let arg = arg.map_or("--redis-url".to_owned(), ToString::to_string);
+            let masked = crate::logging::mask_url(value);
+            let message = format!("invalid value '{masked}' for '{arg}': {why}\n");
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd)
+        })
+    }
+}
+
 /// The prefix becomes part of every key; braces would break the Cluster hash tag.
 fn parse_prefix(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
@@ -170,5 +201,19 @@ mod tests {
         assert!(Config::try_parse_from(["t", "--default-train", "a b"]).is_err());
         assert!(Config::try_parse_from(["t", "--key-prefix", "x{y}"]).is_err());
         assert!(Config::try_parse_from(["t", "--lock-ttl-ms", "0"]).is_err());
+        assert_eq!(
+            Config::parse_from(["t", "--log-format", "json"]).log_format,
+            LogFormat::Json
+        );
+        assert!(Config::try_parse_from(["t", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn a_bad_redis_url_is_refused_without_its_password() {
+        let e = Config::try_parse_from(["t", "--redis-url", "nope://u:s3cret@h:1"])
+            .expect_err("a bad scheme is refused");
+        let message = e.to_string();
+        assert!(message.contains("nope://u:***@h:1"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
     }
 }

@@ -6,7 +6,7 @@ use std::{path::Path, process::ExitCode};
 
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
-use train_reservation::{Config, EmbeddedRedis, Server};
+use train_reservation::{logging, Config, EmbeddedRedis, Server};
 
 /// Where the embedded redis-server keeps its data, relative to the working directory.
 const EMBEDDED_DIR: &str = "data/redis";
@@ -34,13 +34,13 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
     let config = Config::parse();
+    logging::init(config.log_format);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        bind = %config.bind,
+        "starting train-reservation"
+    );
 
     // Started here, on the main thread, so the child's parent-death signal
     // follows the process's lifetime (see `embedded`).

@@ -20,7 +20,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::{api::App, config::Config, store::Store};
+use crate::{api::App, config::Config, logging::mask_url, store::Store};
 
 /// Connections served at once; past it the listener waits (the kernel's
 /// backlog queues new ones) instead of running out of file descriptors.
@@ -47,8 +47,9 @@ impl Server {
         let app = Arc::new(App::new(config, store));
         let (stop, stopped) = watch::channel(false);
         let serving = tokio::spawn(serve(listener, app.clone(), stopped));
-        let starting = tokio::spawn(start_up(app.clone()));
         tracing::info!(%addr, "listening");
+        tracing::info!(redis = %mask_url(redis_url), "connecting to Redis");
+        let starting = tokio::spawn(start_up(app.clone()));
         Ok(Server {
             addr,
             app,
@@ -102,6 +103,8 @@ async fn start_up(app: Arc<App>) {
 
 async fn prepare(app: &App) -> Result<(), String> {
     app.store.load_scripts().await.map_err(|e| e.to_string())?;
+    let sha1 = app.store.script_sha1s().join(" ");
+    tracing::info!(%sha1, "loaded the Lua scripts");
     let config = &app.config;
     match app
         .store
@@ -112,7 +115,10 @@ async fn prepare(app: &App) -> Result<(), String> {
             tracing::info!(train = %config.default_train, stock = config.default_stock, "created the default train");
             Ok(())
         }
-        Ok((409, _)) => Ok(()),
+        Ok((409, _)) => {
+            tracing::info!(train = %config.default_train, "the default train exists; its stock is left as it is");
+            Ok(())
+        }
         Ok((status, _)) => Err(format!(
             "could not create the default train {}: status {status} (locked?)",
             config.default_train

@@ -152,9 +152,18 @@ impl Store {
                 tracing::warn!("Redis connection{at}: {error}");
                 Ok(())
             });
-            client.on_reconnect(|server| async move {
-                tracing::info!(%server, "Redis connection (re)established");
-                Ok(())
+            // The first connection is a start-up step; any later one is a reconnect.
+            let connected = std::sync::atomic::AtomicBool::new(false);
+            client.on_reconnect(move |server| {
+                let again = connected.swap(true, std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    if again {
+                        tracing::warn!(%server, "Redis connection re-established");
+                    } else {
+                        tracing::info!(%server, "Redis connection established");
+                    }
+                    Ok(())
+                }
             });
         }
         // The handle finishes only when the pool quits; errors surface per command.
@@ -167,6 +176,16 @@ impl Store {
             self.bounded(script.load(self.pool.next())).await?;
         }
         Ok(())
+    }
+
+    /// `name=SHA1` of every script, for the start-up log.
+    pub fn script_sha1s(&self) -> Vec<String> {
+        let all = self.scripts.all();
+        scripts::NAMES
+            .iter()
+            .zip(all)
+            .map(|(name, script)| format!("{name}={}", &**script.sha1()))
+            .collect()
     }
 
     /// The keys of one train, to which a call adds its idempotency records.

@@ -51,6 +51,18 @@ pub const PUT_TRAIN: &str = concat!(
 pub const TRAIN: &str = include_str!("../../lua/train.lua");
 pub const GET_HOLD: &str = include_str!("../../lua/get_hold.lua");
 
+/// The scripts' names, in `Scripts::all()` order.
+pub const NAMES: [&str; 8] = [
+    "reserve",
+    "hold",
+    "confirm",
+    "release",
+    "cancel",
+    "put_train",
+    "train",
+    "get_hold",
+];
+
 pub(crate) struct Scripts {
     pub reserve: Script,
     pub hold: Script,
