@@ -9,7 +9,7 @@
 # --- build ------------------------------------------------------------------
 # The package's rust-version: Cargo.lock was resolved (resolver 3) for it.
 # The slim image has gcc and libc6-dev, enough for ring (rustls).
-FROM rust:1.85-slim-bookworm AS build
+FROM rust:1.88-slim-bookworm AS build
 WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

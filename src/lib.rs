@@ -15,6 +15,9 @@
 //! - [`store`]: the Redis pool and one typed call per Lua script;
 //! - [`embedded`]: the private redis-server used when no REDIS_URL is given;
 //! - [`logging`]: text or JSON log lines, and masking passwords out of them.
+//!
+//! `GET /openapi.json` and `GET /docs` (Swagger UI) are generated from the
+//! handlers' annotations, in `api`.
 
 pub mod api;
 pub mod batch;

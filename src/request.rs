@@ -6,6 +6,7 @@
 //! key, and the whole surface can be tested (and fuzzed) without a server.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// Largest request body read, in bytes; larger ones get 413.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -14,7 +15,7 @@ pub const MAX_SEATS: u64 = 10;
 /// Largest train a PUT may create.
 pub const MAX_CAPACITY: u64 = 1_000_000_000;
 /// Longest user id kept with a reservation.
-const MAX_USER_ID: usize = 128;
+pub const MAX_USER_ID: usize = 128;
 /// The `ttl_ms` a hold may ask for (and the range of HOLD_TTL_MS).
 pub const HOLD_TTL_MS: std::ops::RangeInclusive<u64> = 1_000..=900_000;
 
@@ -43,11 +44,30 @@ impl Reserve {
     }
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /reserve`. Unknown fields are refused (422).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReserveBody {
+#[schema(as = ReserveRequest)]
+pub struct ReserveBody {
+    /// The train; absent: `DEFAULT_TRAIN`.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9_.-]{1,64}$",
+        example = "default"
+    )]
     train_id: Option<String>,
+    /// Who buys (kept with the reservation). With identities on, the token's
+    /// `sub` (another value: 403).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "u-42"
+    )]
     user_id: Option<String>,
+    /// Seats to reserve, 1 to 10; absent: 1.
+    #[schema(minimum = 1, maximum = 10, example = 1)]
     seats: Option<u64>,
 }
 
@@ -112,11 +132,24 @@ impl Hold {
     }
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /trains/{id}/holds`. Unknown fields are refused (422).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HoldBody {
+#[schema(as = HoldRequest)]
+pub struct HoldBody {
+    /// Who holds (only they may confirm or release, with identities on).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "u-42"
+    )]
     user_id: Option<String>,
+    /// Seats to hold, 1 to 10; absent: 1.
+    #[schema(minimum = 1, maximum = 10, example = 1)]
     seats: Option<u64>,
+    /// How long the hold keeps its seats, in ms; absent: `HOLD_TTL_MS`.
+    #[schema(minimum = 1000, maximum = 900000, example = 60000)]
     ttl_ms: Option<u64>,
 }
 
@@ -154,11 +187,15 @@ pub fn parse_id(raw: &str, what: &str) -> Result<String, String> {
         .map_err(|_| format!("{what} must be a UUID, like 0b6f2a0e-5a4b-4c1e-9d8a-2f1e3c4b5a69"))
 }
 
-/// A validated `PUT /trains/{id}` body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// The body of `PUT /trains/{id}`. Unknown fields are refused (422).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PutTrainRequest)]
 pub struct PutTrain {
+    /// Seats of the train, 0 to 1,000,000,000.
+    #[schema(minimum = 0, maximum = 1000000000, example = 300)]
     pub capacity: u64,
+    /// `true`: reset an existing train (its sales and holds are cleared).
     #[serde(default)]
     pub reset: bool,
 }

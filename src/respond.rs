@@ -10,10 +10,43 @@ use hyper::{
     header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER},
     Response, StatusCode,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 pub type Reply = Response<Full<Bytes>>;
+
+// The shape of every error body, for `/openapi.json`. The bodies themselves
+// are built by `error`; the test below and the contract tests hold the two
+// together (`deny_unknown_fields`: a field not declared here is refused).
+/// Every error answer: a stable machine-readable `error` code, a `detail`
+/// sentence for humans, and the fields some codes add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// Machine-readable code: `sold_out`, `locked`, `unknown_train`,
+    /// `unknown_hold`, `unknown_reservation`, `hold_expired`, `limit_reached`,
+    /// `already_confirmed`, `exists`, `invalid_request`, `idempotency_mismatch`,
+    /// `body_too_large`, `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `unavailable` or `internal`.
+    #[schema(example = "sold_out")]
+    pub error: String,
+    /// A sentence for humans.
+    #[schema(example = "train default has 0 seat(s) left; 1 asked")]
+    pub detail: String,
+    /// With `sold_out`: the seats left.
+    #[schema(nullable = false)]
+    pub remaining: Option<i64>,
+    /// With `locked`: milliseconds until the lock frees (at least 1).
+    #[schema(nullable = false, minimum = 1)]
+    pub retry_after_ms: Option<i64>,
+    /// With `limit_reached`: the seats one user may have on the train.
+    #[schema(nullable = false)]
+    pub limit: Option<u64>,
+    /// With `limit_reached`: the seats this user already had there.
+    #[schema(nullable = false)]
+    pub used: Option<i64>,
+}
 
 /// A JSON response with the given status.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Reply {
@@ -83,4 +116,37 @@ pub fn locked(retry_after_ms: i64) -> Reply {
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body(reply: Reply) -> ErrorBody {
+        let bytes = reply.into_body().collect().await.expect("body").to_bytes();
+        serde_json::from_slice(&bytes).expect("an ErrorBody, with no undeclared field")
+    }
+
+    #[tokio::test]
+    async fn error_bodies_have_the_documented_shape() {
+        let locked = body(locked(1500)).await;
+        assert_eq!(
+            (locked.error.as_str(), locked.retry_after_ms),
+            ("locked", Some(1500))
+        );
+        let extra = [
+            ("remaining", 0.into()),
+            ("limit", 2.into()),
+            ("used", 2.into()),
+        ];
+        let full = body(error(StatusCode::BAD_REQUEST, "x", "y", &extra)).await;
+        assert_eq!(
+            (full.remaining, full.limit, full.used),
+            (Some(0), Some(2), Some(2))
+        );
+        for reply in [invalid("bad"), unavailable("down"), internal("oops")] {
+            body(reply).await;
+        }
+    }
 }

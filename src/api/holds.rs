@@ -4,6 +4,7 @@
 
 use hyper::{body::Incoming, Request, StatusCode};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
@@ -13,11 +14,12 @@ use super::{
 };
 use crate::{
     request,
-    respond::{self, error, invalid, json, Reply},
+    respond::{self, error, invalid, json, ErrorBody, Reply},
     store::{Confirm, HoldRequest},
 };
 
-#[derive(Serialize)]
+/// A new hold: its seats have left the stock until it expires.
+#[derive(Serialize, ToSchema)]
 struct Held<'a> {
     hold_id: &'a str,
     train_id: &'a str,
@@ -26,6 +28,30 @@ struct Held<'a> {
     remaining: i64,
 }
 
+/// Hold seats while the buyer pays; confirm or release the hold before it expires.
+#[utoipa::path(
+    post,
+    path = "/trains/{id}/holds",
+    tag = "holds",
+    operation_id = "create_hold",
+    params(super::docs::TrainPath, super::docs::IdempotencyKey),
+    request_body(content = Option<request::HoldBody>, description = "Optional; every field is optional."),
+    security((), ("user_jwt" = [])),
+    responses(
+        (status = 201, description = "Held.", body = Held, headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed."))),
+        (status = 400, description = "`sold_out`: fewer seats left than asked (`remaining`).", body = ErrorBody, headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed."))),
+        (status = 401, response = super::docs::Unauthorized),
+        (status = 403, response = super::docs::Forbidden),
+        (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the user would have more than `MAX_SEATS_PER_USER` seats on the train (`limit`, `used`).", body = ErrorBody),
+        (status = 410, description = "`hold_expired`: the `Idempotency-Key` made a hold that has expired since.", body = ErrorBody),
+        (status = 413, response = super::docs::TooLarge),
+        (status = 422, response = super::docs::Invalid),
+        (status = 429, response = super::docs::Locked),
+        (status = 500, response = super::docs::Internal),
+        (status = 503, response = super::docs::Unavailable),
+    ),
+)]
 pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) -> Reply {
     let verified = match buyer(app, req.headers()) {
         Ok(user) => user,
@@ -84,7 +110,9 @@ pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) ->
     }
 }
 
-#[derive(Serialize)]
+/// A live hold.
+#[derive(Serialize, ToSchema)]
+#[schema(as = HoldView)]
 struct HoldBody<'a> {
     hold_id: &'a str,
     train_id: &'a str,
@@ -93,6 +121,25 @@ struct HoldBody<'a> {
     expires_at_ms: i64,
 }
 
+/// Read a live hold.
+#[utoipa::path(
+    get,
+    path = "/trains/{id}/holds/{hold_id}",
+    tag = "holds",
+    operation_id = "get_hold",
+    params(super::docs::HoldPath),
+    security((), ("user_jwt" = [])),
+    responses(
+        (status = 200, description = "The hold.", body = HoldBody),
+        (status = 401, response = super::docs::Unauthorized),
+        (status = 403, response = super::docs::Forbidden),
+        (status = 404, description = "`unknown_hold`: never made, released, or confirmed.", body = ErrorBody),
+        (status = 410, description = "`hold_expired`: its seats are back on sale.", body = ErrorBody),
+        (status = 422, response = super::docs::Invalid),
+        (status = 500, response = super::docs::Internal),
+        (status = 503, response = super::docs::Unavailable),
+    ),
+)]
 pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<Incoming>) -> Reply {
     let id = match request::parse_id(raw_id, "hold_id") {
         Ok(id) => id,
@@ -121,6 +168,27 @@ pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<In
     }
 }
 
+/// Confirm a hold: its seats are sold, as a reservation with the hold's id.
+#[utoipa::path(
+    post,
+    path = "/trains/{id}/holds/{hold_id}/confirm",
+    tag = "holds",
+    operation_id = "confirm_hold",
+    params(super::docs::HoldPath),
+    security((), ("user_jwt" = [])),
+    responses(
+        (status = 200, description = "Confirmed: the body of a `/reserve` 200, `reservation_id` = the hold id. \
+            Confirming again answers the same, replayed.", body = Reserved, headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed."))),
+        (status = 401, response = super::docs::Unauthorized),
+        (status = 403, response = super::docs::Forbidden),
+        (status = 404, description = "`unknown_hold` or `unknown_train`.", body = ErrorBody),
+        (status = 410, description = "`hold_expired`: too late, its seats are back on sale.", body = ErrorBody),
+        (status = 422, response = super::docs::Invalid),
+        (status = 429, response = super::docs::Locked),
+        (status = 500, response = super::docs::Internal),
+        (status = 503, response = super::docs::Unavailable),
+    ),
+)]
 pub(super) async fn confirm(
     app: &App,
     train_id: &str,
@@ -169,7 +237,8 @@ pub(super) async fn confirm(
     }
 }
 
-#[derive(Serialize)]
+/// A released hold: its seats are back on sale.
+#[derive(Serialize, ToSchema)]
 struct Released<'a> {
     hold_id: &'a str,
     train_id: &'a str,
@@ -177,6 +246,27 @@ struct Released<'a> {
     remaining: i64,
 }
 
+/// Release a hold: its seats go back on sale.
+#[utoipa::path(
+    delete,
+    path = "/trains/{id}/holds/{hold_id}",
+    tag = "holds",
+    operation_id = "release_hold",
+    params(super::docs::HoldPath),
+    security((), ("user_jwt" = [])),
+    responses(
+        (status = 200, description = "Released.", body = Released),
+        (status = 401, response = super::docs::Unauthorized),
+        (status = 403, response = super::docs::Forbidden),
+        (status = 404, description = "`unknown_hold` (never made, or already released) or `unknown_train`.", body = ErrorBody),
+        (status = 409, description = "`already_confirmed`: cancel the reservation instead.", body = ErrorBody),
+        (status = 410, description = "`hold_expired`: its seats are already back on sale.", body = ErrorBody),
+        (status = 422, response = super::docs::Invalid),
+        (status = 429, response = super::docs::Locked),
+        (status = 500, response = super::docs::Internal),
+        (status = 503, response = super::docs::Unavailable),
+    ),
+)]
 pub(super) async fn release(
     app: &App,
     train_id: &str,

@@ -11,6 +11,7 @@
 // once per request, on the way out, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod docs;
 mod holds;
 mod operations;
 mod reservations;
@@ -78,6 +79,35 @@ impl App {
     }
 }
 
+/// One route of the service: its pattern (as `/openapi.json` names it, and
+/// as the `route` label of the metrics) and the methods it answers, as its
+/// `Allow` header lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub pattern: &'static str,
+    pub allow: &'static str,
+}
+
+/// Every route the service answers, in `Route::index` order. The router's
+/// `Allow` headers and the metrics' `route` labels come from here, and the
+/// tests check it against `/openapi.json` both ways, so the three cannot
+/// drift apart.
+#[rustfmt::skip]
+pub const ROUTES: [RouteSpec; 12] = [
+    RouteSpec { pattern: "/reserve", allow: "POST" },
+    RouteSpec { pattern: "/trains/{id}", allow: "GET, HEAD, PUT" },
+    RouteSpec { pattern: "/trains/{id}/holds", allow: "POST" },
+    RouteSpec { pattern: "/trains/{id}/holds/{hold_id}", allow: "GET, HEAD, DELETE" },
+    RouteSpec { pattern: "/trains/{id}/holds/{hold_id}/confirm", allow: "POST" },
+    RouteSpec { pattern: "/trains/{id}/reservations/{reservation_id}", allow: "GET, HEAD, DELETE" },
+    RouteSpec { pattern: "/healthz", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/readyz", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/openapi.json", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/docs", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/docs/", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/docs/{file}", allow: "GET, HEAD" },
+];
+
 /// The routes of the contract; ids are taken from the path as sent.
 enum Route {
     Reserve,
@@ -88,6 +118,13 @@ enum Route {
     Reservation(String, String),
     Healthz,
     Readyz,
+    OpenApi,
+    /// `/docs`: redirects to `/docs/`, where Swagger UI's relative links work.
+    DocsRedirect,
+    /// `/docs/`: Swagger UI's page.
+    DocsPage,
+    /// One of Swagger UI's files, under `/docs/`.
+    DocsFile(String),
 }
 
 impl Route {
@@ -98,6 +135,10 @@ impl Route {
             ["reserve"] => Route::Reserve,
             ["healthz"] => Route::Healthz,
             ["readyz"] => Route::Readyz,
+            ["openapi.json"] => Route::OpenApi,
+            ["docs"] => Route::DocsRedirect,
+            ["docs", ""] => Route::DocsPage,
+            ["docs", file] => Route::DocsFile(owned(file)),
             ["trains", id] if !id.is_empty() => Route::Train(owned(id)),
             ["trains", id, "holds"] => Route::Holds(owned(id)),
             ["trains", id, "holds", hold] if !hold.is_empty() => {
@@ -111,14 +152,27 @@ impl Route {
         })
     }
 
+    /// Where the route is in `ROUTES`.
+    fn index(&self) -> usize {
+        match self {
+            Route::Reserve => 0,
+            Route::Train(_) => 1,
+            Route::Holds(_) => 2,
+            Route::Hold(..) => 3,
+            Route::Confirm(..) => 4,
+            Route::Reservation(..) => 5,
+            Route::Healthz => 6,
+            Route::Readyz => 7,
+            Route::OpenApi => 8,
+            Route::DocsRedirect => 9,
+            Route::DocsPage => 10,
+            Route::DocsFile(_) => 11,
+        }
+    }
+
     /// The `Allow` header of the route.
     fn allow(&self) -> &'static str {
-        match self {
-            Route::Reserve | Route::Holds(_) | Route::Confirm(..) => "POST",
-            Route::Train(_) => "GET, HEAD, PUT",
-            Route::Hold(..) | Route::Reservation(..) => "GET, HEAD, DELETE",
-            Route::Healthz | Route::Readyz => "GET, HEAD",
-        }
+        ROUTES[self.index()].allow
     }
 
     /// The train id in the path, if the route has one.
@@ -129,15 +183,26 @@ impl Route {
             _ => None,
         }
     }
+
+    /// Whether the route needs Redis (and so answers 503 until it is ready).
+    fn uses_redis(&self) -> bool {
+        self.train().is_some() || matches!(self, Route::Reserve)
+    }
 }
 
 /// Routes one request. Never fails: every outcome is a response.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
+    match Route::parse(req.uri().path()) {
+        Some(route) => dispatch(&app, route, req).await,
+        None => {
+            let detail = format!("no endpoint at {}", req.uri().path());
+            error(StatusCode::NOT_FOUND, "not_found", detail, &[])
+        }
+    }
+}
+
+async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Reply {
     use Method as M;
-    let Some(route) = Route::parse(req.uri().path()) else {
-        let detail = format!("no endpoint at {}", req.uri().path());
-        return error(StatusCode::NOT_FOUND, "not_found", detail, &[]);
-    };
     let method = req.method().clone();
     let allowed = route.allow().split(", ").any(|m| m == method.as_str());
     if !allowed {
@@ -146,22 +211,25 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
     if route.train().is_some_and(|id| !request::valid_train_id(id)) {
         return invalid(request::bad_train_id());
     }
-    let uses_redis = !matches!(route, Route::Healthz | Route::Readyz);
-    if uses_redis && !app.is_ready() {
+    if route.uses_redis() && !app.is_ready() {
         return respond::unavailable("the service is starting: Redis is not connected yet");
     }
     match (route, method) {
-        (Route::Reserve, M::POST) => reservations::reserve(&app, req).await,
-        (Route::Reservation(t, r), M::GET | M::HEAD) => reservations::get(&app, &t, &r, req).await,
-        (Route::Reservation(t, r), M::DELETE) => reservations::cancel(&app, &t, &r, req).await,
-        (Route::Holds(t), M::POST) => holds::create(&app, &t, req).await,
-        (Route::Hold(t, h), M::GET | M::HEAD) => holds::get(&app, &t, &h, req).await,
-        (Route::Hold(t, h), M::DELETE) => holds::release(&app, &t, &h, req).await,
-        (Route::Confirm(t, h), M::POST) => holds::confirm(&app, &t, &h, req).await,
-        (Route::Train(t), M::GET | M::HEAD) => trains::get(&app, &t).await,
-        (Route::Train(t), M::PUT) => trains::put(&app, &t, req).await,
+        (Route::Reserve, M::POST) => reservations::reserve(app, req).await,
+        (Route::Reservation(t, r), M::GET | M::HEAD) => reservations::get(app, &t, &r, req).await,
+        (Route::Reservation(t, r), M::DELETE) => reservations::cancel(app, &t, &r, req).await,
+        (Route::Holds(t), M::POST) => holds::create(app, &t, req).await,
+        (Route::Hold(t, h), M::GET | M::HEAD) => holds::get(app, &t, &h, req).await,
+        (Route::Hold(t, h), M::DELETE) => holds::release(app, &t, &h, req).await,
+        (Route::Confirm(t, h), M::POST) => holds::confirm(app, &t, &h, req).await,
+        (Route::Train(t), M::GET | M::HEAD) => trains::get(app, &t).await,
+        (Route::Train(t), M::PUT) => trains::put(app, &t, req).await,
         (Route::Healthz, _) => operations::healthz(),
-        (Route::Readyz, _) => operations::readyz(&app).await,
+        (Route::Readyz, _) => operations::readyz(app).await,
+        (Route::OpenApi, _) => docs::openapi_json(),
+        (Route::DocsRedirect, _) => docs::redirect(),
+        (Route::DocsPage, _) => docs::page(),
+        (Route::DocsFile(file), _) => docs::file(&file),
         (route, _) => method_not_allowed(route.allow()),
     }
 }
@@ -319,5 +387,28 @@ fn store_error(e: StoreError) -> Reply {
             tracing::error!("answering 500: {why}");
             respond::internal(why)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each pattern of `ROUTES`, with sample values in its `{...}`, is
+    /// parsed back to the route at its own index: the table and the parser
+    /// agree.
+    #[test]
+    fn the_table_and_the_parser_agree() {
+        for (index, spec) in ROUTES.iter().enumerate() {
+            let path = spec
+                .pattern
+                .replace("{id}", "t-1")
+                .replace("{hold_id}", "0b6f2a0e-5a4b-4c1e-9d8a-2f1e3c4b5a69")
+                .replace("{reservation_id}", "0b6f2a0e-5a4b-4c1e-9d8a-2f1e3c4b5a69")
+                .replace("{file}", "index.css");
+            let route = Route::parse(&path).unwrap_or_else(|| panic!("{path} is not routed"));
+            assert_eq!(route.index(), index, "{path}");
+        }
+        assert!(Route::parse("/nope").is_none());
     }
 }

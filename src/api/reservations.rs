@@ -3,6 +3,7 @@
 
 use hyper::{body::Incoming, Request, StatusCode};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
@@ -11,12 +12,12 @@ use super::{
 };
 use crate::{
     request,
-    respond::{self, error, invalid, json, Reply},
+    respond::{self, error, invalid, json, ErrorBody, Reply},
     store::{Reservation, ReserveReply},
 };
 
 /// The 200 of `POST /reserve` (and of a hold's confirm).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct Reserved<'a> {
     pub reservation_id: &'a str,
     pub train_id: &'a str,
@@ -24,6 +25,31 @@ pub(super) struct Reserved<'a> {
     pub remaining: i64,
 }
 
+/// Reserve seats on a train (the default train when the body names none).
+#[utoipa::path(
+    post,
+    path = "/reserve",
+    tag = "reservations",
+    operation_id = "reserve",
+    request_body(content = Option<request::ReserveBody>, description = "Optional; every field is optional."),
+    params(super::docs::IdempotencyKey),
+    security((), ("user_jwt" = [])),
+    responses(
+        (status = 200, description = "Reserved.", body = Reserved,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed for an `Idempotency-Key`."))),
+        (status = 400, description = "`sold_out`: fewer seats left than asked (`remaining`).", body = ErrorBody,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed for an `Idempotency-Key`."))),
+        (status = 401, response = super::docs::Unauthorized),
+        (status = 403, response = super::docs::Forbidden),
+        (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the user would have more than `MAX_SEATS_PER_USER` seats on the train (`limit`, `used`).", body = ErrorBody),
+        (status = 413, response = super::docs::TooLarge),
+        (status = 422, response = super::docs::Invalid),
+        (status = 429, response = super::docs::Locked),
+        (status = 500, response = super::docs::Internal),
+        (status = 503, response = super::docs::Unavailable),
+    ),
+)]
 pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Reply {
     let verified = match buyer(app, req.headers()) {
         Ok(user) => user,
@@ -113,7 +139,9 @@ pub(super) fn idempotency_mismatch() -> Reply {
     )
 }
 
-#[derive(Serialize)]
+/// One reservation.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReservationView)]
 struct ReservationBody<'a> {
     reservation_id: &'a str,
     train_id: &'a str,
@@ -122,6 +150,24 @@ struct ReservationBody<'a> {
     created_at_ms: i64,
 }
 
+/// Read one reservation (its user, or the admin, when identities are on).
+#[utoipa::path(
+    get,
+    path = "/trains/{id}/reservations/{reservation_id}",
+    tag = "reservations",
+    operation_id = "get_reservation",
+    params(super::docs::ReservationPath),
+    security((), ("user_jwt" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "The reservation.", body = ReservationBody),
+        (status = 401, response = super::docs::Unauthorized),
+        (status = 403, response = super::docs::Forbidden),
+        (status = 404, description = "`unknown_reservation`: never made, or cancelled.", body = ErrorBody),
+        (status = 422, response = super::docs::Invalid),
+        (status = 500, response = super::docs::Internal),
+        (status = 503, response = super::docs::Unavailable),
+    ),
+)]
 pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<Incoming>) -> Reply {
     let id = match request::parse_id(raw_id, "reservation_id") {
         Ok(id) => id,
@@ -150,7 +196,8 @@ pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<In
     }
 }
 
-#[derive(Serialize)]
+/// A cancelled reservation: its seats are back on sale.
+#[derive(Serialize, ToSchema)]
 struct Cancelled<'a> {
     reservation_id: &'a str,
     train_id: &'a str,
@@ -158,6 +205,25 @@ struct Cancelled<'a> {
     remaining: i64,
 }
 
+/// Cancel a reservation: its seats go back on sale, for good.
+#[utoipa::path(
+    delete,
+    path = "/trains/{id}/reservations/{reservation_id}",
+    tag = "reservations",
+    operation_id = "cancel_reservation",
+    params(super::docs::ReservationPath),
+    security((), ("user_jwt" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "Cancelled.", body = Cancelled),
+        (status = 401, response = super::docs::Unauthorized),
+        (status = 403, response = super::docs::Forbidden),
+        (status = 404, description = "`unknown_reservation` (never made, or already cancelled) or `unknown_train`.", body = ErrorBody),
+        (status = 422, response = super::docs::Invalid),
+        (status = 429, response = super::docs::Locked),
+        (status = 500, response = super::docs::Internal),
+        (status = 503, response = super::docs::Unavailable),
+    ),
+)]
 pub(super) async fn cancel(
     app: &App,
     train_id: &str,

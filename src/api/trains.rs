@@ -7,14 +7,16 @@ use hyper::{
     Request, StatusCode,
 };
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{read_body, store_error, unexpected, unknown_train, App};
 use crate::{
     request::{self, Admin},
-    respond::{self, error, invalid, json, Reply},
+    respond::{self, error, invalid, json, ErrorBody, Reply},
 };
 
-#[derive(Serialize)]
+/// A train's figures. Expired holds count as `remaining`, never as `held`.
+#[derive(Serialize, ToSchema)]
 struct TrainView<'a> {
     train_id: &'a str,
     capacity: i64,
@@ -27,6 +29,21 @@ struct TrainView<'a> {
     lock_ttl_ms: Option<i64>,
 }
 
+/// A train's figures (public).
+#[utoipa::path(
+    get,
+    path = "/trains/{id}",
+    tag = "trains",
+    operation_id = "get_train",
+    params(super::docs::TrainPath),
+    responses(
+        (status = 200, description = "The train.", body = TrainView),
+        (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),
+        (status = 422, response = super::docs::Invalid),
+        (status = 500, response = super::docs::Internal),
+        (status = 503, response = super::docs::Unavailable),
+    ),
+)]
 pub(super) async fn get(app: &App, id: &str) -> Reply {
     match app.store.train(id).await {
         Ok(Some(state)) => json(
@@ -46,7 +63,8 @@ pub(super) async fn get(app: &App, id: &str) -> Reply {
     }
 }
 
-#[derive(Serialize)]
+/// A train just created or reset.
+#[derive(Serialize, ToSchema)]
 struct TrainCreated<'a> {
     train_id: &'a str,
     capacity: u64,
@@ -54,6 +72,28 @@ struct TrainCreated<'a> {
     sold: u64,
 }
 
+/// Create a train, or reset one with `"reset": true` (admin).
+#[utoipa::path(
+    put,
+    path = "/trains/{id}",
+    tag = "trains",
+    operation_id = "put_train",
+    params(super::docs::TrainPath),
+    request_body = request::PutTrain,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Reset: capacity set, sales and holds cleared.", body = TrainCreated),
+        (status = 201, description = "Created.", body = TrainCreated),
+        (status = 401, response = super::docs::Unauthorized),
+        (status = 403, response = super::docs::Forbidden),
+        (status = 409, description = "`exists`: the train exists; send `\"reset\": true` to reset it.", body = ErrorBody),
+        (status = 413, response = super::docs::TooLarge),
+        (status = 422, response = super::docs::Invalid),
+        (status = 429, response = super::docs::Locked),
+        (status = 500, response = super::docs::Internal),
+        (status = 503, response = super::docs::Unavailable),
+    ),
+)]
 pub(super) async fn put(app: &App, id: &str, req: Request<Incoming>) -> Reply {
     let authorization = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
     match request::check_admin(app.config.admin_token.as_deref(), authorization) {
