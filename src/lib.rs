@@ -14,6 +14,7 @@
 //! - [`batch`]: group commit, many queued requests in one script call;
 //! - [`store`]: the Redis pool and one typed call per Lua script;
 //! - [`embedded`]: the private redis-server used when no REDIS_URL is given;
+//! - [`metrics`]: the Prometheus registry behind `GET /metrics`;
 //! - [`logging`]: text or JSON log lines, and masking passwords out of them.
 //!
 //! `GET /openapi.json` and `GET /docs` (Swagger UI) are generated from the
@@ -25,6 +26,7 @@ pub mod config;
 pub mod embedded;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod request;
 pub mod respond;
 pub mod server;

@@ -20,7 +20,13 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::{api::App, config::Config, logging::mask_url, store::Store};
+use crate::{
+    api::{self, App},
+    config::Config,
+    logging::mask_url,
+    metrics::Metrics,
+    store::{scripts, Store},
+};
 
 /// Connections served at once; past it the listener waits (the kernel's
 /// backlog queues new ones) instead of running out of file descriptors.
@@ -41,7 +47,17 @@ pub struct Server {
 impl Server {
     /// Binds `config.bind`, then connects to `redis_url` in the background.
     pub async fn start(config: Config, redis_url: &str) -> io::Result<Server> {
-        let store = Store::new(&config, redis_url).map_err(io::Error::other)?;
+        let metrics = Arc::new(Metrics::new(
+            Metrics::recording_from_env(),
+            &api::ROUTES.map(|route| route.pattern),
+            &scripts::NAMES,
+            api::documented_answers(),
+        ));
+        if !metrics.is_recording() {
+            tracing::warn!("METRICS=off: answers are not recorded (for benchmarks only)");
+        }
+        Metrics::spawn_upkeep(&metrics);
+        let store = Store::new(&config, redis_url, metrics).map_err(io::Error::other)?;
         let listener = TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
         let app = Arc::new(App::new(config, store));

@@ -53,6 +53,7 @@ use crate::respond::{self, error, ErrorBody, Reply};
         reservations::cancel,
         operations::healthz,
         operations::readyz,
+        operations::metrics,
         openapi_json,
         redirect,
         page,

@@ -213,6 +213,9 @@ pub(super) async fn confirm(
     };
     match reply.status {
         200 => {
+            if !reply.replayed {
+                app.metrics.seats_sold(reply.seats);
+            }
             let body = json(
                 StatusCode::OK,
                 &Reserved {

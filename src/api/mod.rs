@@ -17,9 +17,12 @@ mod operations;
 mod reservations;
 mod trains;
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc,
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -34,6 +37,7 @@ use crate::{
     batch::GroupCommit,
     config::Config,
     identity::Identity,
+    metrics::{Metrics, RedisFailure},
     request::{self, Admin, MAX_BODY},
     respond::{self, error, invalid, Reply},
     store::{Confirming, Holding, Reserving, Store, StoreError},
@@ -43,6 +47,7 @@ use crate::{
 pub struct App {
     pub config: Config,
     pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
     /// Verifies buyers' JWTs; `None` when identities are off.
     identity: Option<Identity>,
     /// Reservations, holds and confirms each go through their train's
@@ -58,6 +63,7 @@ pub struct App {
 impl App {
     pub fn new(config: Config, store: Store) -> App {
         let store = Arc::new(store);
+        let metrics = store.metrics.clone();
         let timeout = config.request_timeout();
         App {
             identity: config.jwt_secret().map(Identity::new),
@@ -66,12 +72,14 @@ impl App {
             confirms: GroupCommit::new(Confirming(store.clone()), timeout),
             config,
             store,
+            metrics,
             ready: AtomicBool::new(false),
         }
     }
 
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+        self.metrics.set_ready(true);
     }
 
     fn is_ready(&self) -> bool {
@@ -93,7 +101,7 @@ pub struct RouteSpec {
 /// tests check it against `/openapi.json` both ways, so the three cannot
 /// drift apart.
 #[rustfmt::skip]
-pub const ROUTES: [RouteSpec; 12] = [
+pub const ROUTES: [RouteSpec; 13] = [
     RouteSpec { pattern: "/reserve", allow: "POST" },
     RouteSpec { pattern: "/trains/{id}", allow: "GET, HEAD, PUT" },
     RouteSpec { pattern: "/trains/{id}/holds", allow: "POST" },
@@ -102,11 +110,39 @@ pub const ROUTES: [RouteSpec; 12] = [
     RouteSpec { pattern: "/trains/{id}/reservations/{reservation_id}", allow: "GET, HEAD, DELETE" },
     RouteSpec { pattern: "/healthz", allow: "GET, HEAD" },
     RouteSpec { pattern: "/readyz", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/metrics", allow: "GET, HEAD" },
     RouteSpec { pattern: "/openapi.json", allow: "GET, HEAD" },
     RouteSpec { pattern: "/docs", allow: "GET, HEAD" },
     RouteSpec { pattern: "/docs/", allow: "GET, HEAD" },
     RouteSpec { pattern: "/docs/{file}", allow: "GET, HEAD" },
 ];
+
+/// (method, route index, status) of every answer `/openapi.json` documents:
+/// the `http_requests_total` series registered (at 0) at start-up.
+pub fn documented_answers() -> Vec<(Method, usize, u16)> {
+    let document = docs::document();
+    let mut answers = Vec::new();
+    for (index, route) in ROUTES.iter().enumerate() {
+        let Some(item) = document.paths.paths.get(route.pattern) else {
+            continue;
+        };
+        let operations = [
+            (Method::GET, &item.get),
+            (Method::PUT, &item.put),
+            (Method::POST, &item.post),
+            (Method::DELETE, &item.delete),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            for status in operation.responses.responses.keys() {
+                if let Ok(status) = status.parse() {
+                    answers.push((method.clone(), index, status));
+                }
+            }
+        }
+    }
+    answers
+}
 
 /// The routes of the contract; ids are taken from the path as sent.
 enum Route {
@@ -118,6 +154,7 @@ enum Route {
     Reservation(String, String),
     Healthz,
     Readyz,
+    Metrics,
     OpenApi,
     /// `/docs`: redirects to `/docs/`, where Swagger UI's relative links work.
     DocsRedirect,
@@ -135,6 +172,7 @@ impl Route {
             ["reserve"] => Route::Reserve,
             ["healthz"] => Route::Healthz,
             ["readyz"] => Route::Readyz,
+            ["metrics"] => Route::Metrics,
             ["openapi.json"] => Route::OpenApi,
             ["docs"] => Route::DocsRedirect,
             ["docs", ""] => Route::DocsPage,
@@ -163,10 +201,11 @@ impl Route {
             Route::Reservation(..) => 5,
             Route::Healthz => 6,
             Route::Readyz => 7,
-            Route::OpenApi => 8,
-            Route::DocsRedirect => 9,
-            Route::DocsPage => 10,
-            Route::DocsFile(_) => 11,
+            Route::Metrics => 8,
+            Route::OpenApi => 9,
+            Route::DocsRedirect => 10,
+            Route::DocsPage => 11,
+            Route::DocsFile(_) => 12,
         }
     }
 
@@ -190,15 +229,24 @@ impl Route {
     }
 }
 
-/// Routes one request. Never fails: every outcome is a response.
+/// Routes one request and counts its answer: every answer goes through
+/// here, so the HTTP metrics are recorded in this one place.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
-    match Route::parse(req.uri().path()) {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = Route::parse(req.uri().path());
+    let index = route.as_ref().map_or(ROUTES.len(), Route::index);
+    let reply = match route {
         Some(route) => dispatch(&app, route, req).await,
         None => {
             let detail = format!("no endpoint at {}", req.uri().path());
             error(StatusCode::NOT_FOUND, "not_found", detail, &[])
         }
-    }
+    };
+    let failure = reply.extensions().get::<RedisFailure>().copied();
+    app.metrics
+        .answered(&method, index, reply.status(), started.elapsed(), failure);
+    reply
 }
 
 async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Reply {
@@ -226,6 +274,7 @@ async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Reply {
         (Route::Train(t), M::PUT) => trains::put(app, &t, req).await,
         (Route::Healthz, _) => operations::healthz(),
         (Route::Readyz, _) => operations::readyz(app).await,
+        (Route::Metrics, _) => operations::metrics(app),
         (Route::OpenApi, _) => docs::openapi_json(),
         (Route::DocsRedirect, _) => docs::redirect(),
         (Route::DocsPage, _) => docs::page(),
@@ -375,19 +424,23 @@ fn unexpected(script: &str, status: u16) -> Reply {
 }
 
 fn store_error(e: StoreError) -> Reply {
-    match e {
+    let (mut reply, failure) = match e {
         StoreError::Unavailable(why) => {
             tracing::warn!("answering 503: {why}");
-            respond::unavailable(
+            let reply = respond::unavailable(
                 "Redis is unreachable or too slow; the outcome is unknown. \
                  Retrying with the same Idempotency-Key is safe",
-            )
+            );
+            (reply, RedisFailure::Unavailable)
         }
         StoreError::Failed(why) => {
             tracing::error!("answering 500: {why}");
-            respond::internal(why)
+            (respond::internal(why), RedisFailure::Failed)
         }
-    }
+    };
+    // Counted by `handle`, as redis_errors_total{kind}.
+    reply.extensions_mut().insert(failure);
+    reply
 }
 
 #[cfg(test)]
@@ -410,5 +463,19 @@ mod tests {
             assert_eq!(route.index(), index, "{path}");
         }
         assert!(Route::parse("/nope").is_none());
+    }
+
+    /// Every route answers at least one documented method, and the metrics
+    /// register a series for each documented answer.
+    #[test]
+    fn every_route_has_documented_answers() {
+        let answers = documented_answers();
+        for (index, spec) in ROUTES.iter().enumerate() {
+            assert!(
+                answers.iter().any(|(_, route, _)| *route == index),
+                "{} has no documented answer",
+                spec.pattern
+            );
+        }
     }
 }

@@ -1,12 +1,22 @@
 //! What operators and orchestrators call: `GET /healthz` (the process is
-//! alive) and `GET /readyz` (Redis answers and the scripts run).
+//! alive), `GET /readyz` (Redis answers and the scripts run) and `GET
+//! /metrics` (Prometheus). None of them needs a token, and `/healthz` and
+//! `/metrics` answer before Redis is ready.
 
-use hyper::StatusCode;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    header::{HeaderValue, CONTENT_TYPE},
+    Response, StatusCode,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::App;
-use crate::respond::{self, json, Reply};
+use crate::{
+    metrics::{self, RedisFailure},
+    respond::{self, json, Reply},
+};
 
 /// A probe's answer.
 #[derive(Serialize, ToSchema)]
@@ -45,7 +55,33 @@ pub(super) async fn readyz(app: &App) -> Reply {
         return respond::unavailable("starting: Redis not connected or scripts not loaded");
     }
     match app.store.train(&app.config.default_train).await {
-        Ok(_) => json(StatusCode::OK, &Health { status: "ready" }),
-        Err(e) => respond::unavailable(e.to_string()),
+        Ok(_) => {
+            app.metrics.set_ready(true);
+            json(StatusCode::OK, &Health { status: "ready" })
+        }
+        Err(e) => {
+            app.metrics.set_ready(false);
+            let mut reply = respond::unavailable(e.to_string());
+            reply.extensions_mut().insert(RedisFailure::Unavailable);
+            reply
+        }
     }
+}
+
+/// The service's metrics, in Prometheus text format 0.0.4.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4: see the README's \
+        \"Operating it\" for each family.", body = String, content_type = "text/plain")),
+)]
+pub(super) fn metrics(app: &App) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(app.metrics.render())));
+    reply.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    reply
 }

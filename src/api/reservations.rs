@@ -110,6 +110,9 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Reply {
         422 => idempotency_mismatch(),
         other => unexpected("reserve.lua", other),
     };
+    if status == 200 && !was_replayed {
+        app.metrics.seats_sold(reserve.seats);
+    }
     if was_replayed {
         replayed(response)
     } else {

@@ -17,7 +17,7 @@ pub use trains::TrainState;
 
 use scripts::{Scripts, TrainKeys};
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use fred::{
     prelude::{
@@ -28,7 +28,7 @@ use fred::{
     types::{config::UnresponsiveConfig, scripts::Script, FromValue, MultipleKeys, Value},
 };
 
-use crate::config::Config;
+use crate::{config::Config, metrics::Metrics};
 
 /// Clients in the pool: fred pipelines concurrent commands on each connection,
 /// and two connections keep both cores busy without contending (see NOTES.md).
@@ -94,13 +94,15 @@ pub struct Store {
     /// ARGV[2..=4] of every train script: lock PX, memory, per-user limit.
     common: [String; 3],
     timeout: Duration,
+    /// Counts script calls (`script_calls_total`) and batch sizes.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Store {
     /// Builds the pool (not yet connected). fred by default neither reconnects
     /// nor times commands out; both are set here so an outage gives fast 503s
     /// and heals by itself.
-    pub fn new(config: &Config, url: &str) -> Result<Store, StoreError> {
+    pub fn new(config: &Config, url: &str, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
         let mut redis_config = RedisConfig::from_url(url)
             .map_err(|e| StoreError::Failed(format!("bad REDIS_URL: {e}")))?;
         // Otherwise a Redis that is down at start-up ends the connection task
@@ -140,6 +142,7 @@ impl Store {
                 config.max_seats_per_user.to_string(),
             ],
             timeout,
+            metrics,
         })
     }
 
@@ -220,6 +223,7 @@ impl Store {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<R, StoreError> {
+        self.metrics.script_call(self.scripts.index(script));
         let client = self.pool.next();
         let keys = MultipleKeys::from(keys);
         let args: Vec<Value> = args.into_iter().map(Value::from).collect();

@@ -55,6 +55,7 @@ impl Decide for Reserving {
         train_id: &str,
         batch: &[Reservation],
     ) -> Result<Vec<ReserveReply>, StoreError> {
+        self.0.metrics.batch(batch.len());
         self.0.reserve(train_id, batch).await
     }
 }

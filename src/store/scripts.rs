@@ -51,7 +51,8 @@ pub const PUT_TRAIN: &str = concat!(
 pub const TRAIN: &str = include_str!("../../lua/train.lua");
 pub const GET_HOLD: &str = include_str!("../../lua/get_hold.lua");
 
-/// The scripts' names, in `Scripts::all()` order.
+/// The scripts' names, in `Scripts::all()` order (the `script` label of
+/// `script_calls_total`).
 pub const NAMES: [&str; 8] = [
     "reserve",
     "hold",
@@ -86,6 +87,11 @@ impl Scripts {
             train: Script::from_lua(TRAIN),
             get_hold: Script::from_lua(GET_HOLD),
         }
+    }
+
+    /// Where `script` is in `all()` (and so its name in `NAMES`).
+    pub fn index(&self, script: &Script) -> Option<usize> {
+        self.all().iter().position(|s| std::ptr::eq(*s, script))
     }
 
     pub fn all(&self) -> [&Script; 8] {
