@@ -1,35 +1,55 @@
 # train-reservation: the commands a developer and CI use.
 #   make run       build and run the service (private redis-server under ./data/redis)
-#   make test      unit + integration tests against real redis-servers, then a Locust smoke run
+#   make test      unit + integration tests against real redis-servers, a Locust smoke run,
+#                  then the operations checks (tests/ops: metrics, schemathesis, /docs in Chromium)
 #   make loadtest  a longer Locust swarm against a fresh service
 #   make bench     throughput and latency figures (see README "Performance")
-# redis-server is installed with apt-get when missing and running as root;
-# otherwise the target stops and says how to install it.
+#   make screenshots  refresh docs/swagger-ui*.png from the browser check
+# redis-server and chromium are installed with apt-get when missing and running
+# as root; otherwise the target stops and says how to install them.
 
 VENV          ?= .venv
 LOCUST        := $(VENV)/bin/locust
 LOCUST_SPEC   ?= locust==2.47.0
+OPS_REQUIREMENTS := tests/ops/requirements.txt
+OPS_INSTALLED := $(VENV)/.ops-requirements
 CARGO         ?= cargo
 
-.PHONY: run test loadtest bench redis venv clean
+.PHONY: run test loadtest bench redis chromium venv screenshots clean
 
 redis:
 	@scripts/ensure-redis.sh
 
-# Locust lives in a git-ignored virtualenv under the project.
+chromium:
+	@scripts/ensure-chromium.sh
+
+# Locust, schemathesis and the other Python test tools live in a git-ignored
+# virtualenv under the project.
 $(LOCUST):
 	@echo "installing Locust into $(VENV) (pip, about a minute)..."
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check "$(LOCUST_SPEC)"
 
-venv: $(LOCUST)
+$(OPS_INSTALLED): $(OPS_REQUIREMENTS) | $(LOCUST)
+	@echo "installing the operations checks' tools into $(VENV) (pip)..."
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r $(OPS_REQUIREMENTS)
+	@touch $@
+
+venv: $(LOCUST) $(OPS_INSTALLED)
 
 run: redis
 	$(CARGO) run --release --locked
 
-test: redis venv
+test: redis venv chromium
 	$(CARGO) test --locked
 	scripts/locust-smoke.sh target/debug/train-reservation $(VENV)
+	TRAIN_RESERVATION_BIN=target/debug/train-reservation $(VENV)/bin/pytest -q tests/ops
+
+# The browser check saves its screenshots under target/ops; the README shows these.
+screenshots: redis venv chromium
+	$(CARGO) build --locked
+	TRAIN_RESERVATION_BIN=target/debug/train-reservation $(VENV)/bin/pytest -q tests/ops/test_docs_browser.py
+	mkdir -p docs && cp target/ops/swagger-ui.png target/ops/swagger-ui-try-it-out.png docs/
 
 loadtest: redis venv
 	$(CARGO) build --release --locked

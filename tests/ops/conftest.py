@@ -1,0 +1,147 @@
+"""The service as an operator runs it, for the checks in this directory.
+
+`start_service(...)` starts a redis-server of its own on a free loopback port
+(data in a temporary directory), then the real `train-reservation` binary in
+front of it, waits for `/readyz`, and stops both by PID when the test is done
+(SIGTERM, then SIGKILL after 10 s). The binary is `$TRAIN_RESERVATION_BIN`,
+or the debug build `cargo test` leaves in target/.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("TRAIN_RESERVATION_BIN", ROOT / "target" / "debug" / "train-reservation")).resolve()
+ADMIN_TOKEN = "ops-admin-token"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, what, timeout=30.0):
+    """Polls `check` (bounded) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"{what} not ready after {timeout}s")
+
+
+def stop(process, timeout=10.0):
+    """SIGTERM to the process's own PID, then SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer to check, not one to follow."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+class Answer:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Service:
+    def __init__(self, workdir, redis_process, redis_port, process, port, log):
+        self.workdir = workdir
+        self.redis_process = redis_process
+        self.redis_port = redis_port
+        self.process = process
+        self.port = port
+        self.log = log
+        self.base = f"http://127.0.0.1:{port}"
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        """One request; any status is an answer (no exception for 4xx/5xx)."""
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with OPENER.open(request, timeout=timeout) as r:
+                return Answer(r.status, r.headers, r.read())
+        except urllib.error.HTTPError as e:
+            return Answer(e.code, e.headers, e.read())
+
+    def redis_cli(self, *args):
+        out = subprocess.run(["redis-cli", "-p", str(self.redis_port), *map(str, args)],
+                             capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+
+    def log_text(self):
+        return Path(self.log).read_text(errors="replace")
+
+
+@pytest.fixture
+def start_service():
+    """A factory: `start_service(**env)` -> a ready Service (stopped at teardown)."""
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} is missing: run cargo build (make test does) or set TRAIN_RESERVATION_BIN")
+    started = []
+    tmp = tempfile.TemporaryDirectory(prefix="ops-")
+
+    def start(**env):
+        workdir = Path(tmp.name) / f"service-{len(started)}"
+        (workdir / "redis").mkdir(parents=True)
+        redis_port = free_port()
+        redis = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--dir", str(workdir / "redis"),
+             "--save", "", "--appendonly", "no", "--logfile", str(workdir / "redis" / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(redis)
+        wait_until(lambda: socket.create_connection(("127.0.0.1", redis_port), timeout=0.2).close() or True,
+                   "redis-server")
+        port = free_port()
+        log = workdir / "service.log"
+        environment = dict(os.environ, BIND_ADDR=f"127.0.0.1:{port}", REDIS_URL=f"redis://127.0.0.1:{redis_port}",
+                           ADMIN_TOKEN=ADMIN_TOKEN)
+        for name in ("LOG_FORMAT", "METRICS", "AUTH_JWT_SECRET", "MAX_SEATS_PER_USER", "DEFAULT_TRAIN"):
+            environment.pop(name, None)
+        environment.update({k: str(v) for k, v in env.items()})
+        with open(log, "w") as out:
+            process = subprocess.Popen([str(BINARY)], cwd=workdir, env=environment, stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=subprocess.STDOUT)
+        started.append(process)
+        service = Service(workdir, redis, redis_port, process, port, log)
+        wait_until(lambda: service.request("GET", "/readyz", timeout=2).status == 200, "the service's /readyz")
+        return service
+
+    yield start
+    for process in reversed(started):
+        stop(process)
+    tmp.cleanup()
