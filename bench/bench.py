@@ -32,7 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "train-reservation"
 WRK_SCRIPT = ROOT / "bench" / "reserve.lua"
-RESERVE_LUA = ROOT / "lua" / "reserve.lua"
+# As the service sends it: the shared prelude, then reserve.lua's own part.
+RESERVE_LUA = (ROOT / "lua" / "prelude.lua", ROOT / "lua" / "reserve.lua")
+TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "holds", "hold_expiry", "users", "ended")
 STOCK = 1_000_000_000
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = 2
@@ -139,13 +141,14 @@ def wrk(port, connections, seconds):
 def reserve_benchmark(port):
     """redis-benchmark on reserve.lua alone: one reservation per call, as
     the service would send with nobody else queued."""
-    sha = redis_cli(port, "SCRIPT", "LOAD", RESERVE_LUA.read_text())
+    sha = redis_cli(port, "SCRIPT", "LOAD", "".join(p.read_text() for p in RESERVE_LUA))
     train = "{rb}"
     redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
-    keys = [f"train:{train}:{k}" for k in ("stock", "sold", "lock", "reservations")]
-    # ARGV: lock token, lock PX, idempotency record PX, then one reservation:
-    # id, seats, user id (JSON), idempotency record (0 = none), fingerprint.
-    args = ["tok-__rand_int__", "3000", "86400000", "rb-__rand_int__", "1", '"u-1"', "0", ""]
+    keys = [f"train:{train}:{k}" for k in TRAIN_KEYS]
+    # ARGV: lock token, lock PX, memory (24 h), per-user limit (0 = none), then
+    # one reservation: id, seats, user id (JSON), idempotency record (0 = none),
+    # fingerprint.
+    args = ["tok-__rand_int__", "3000", "86400000", "0", "rb-__rand_int__", "1", '"u-1"', "0", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],
