@@ -79,7 +79,8 @@ def test_every_family_from_start_up_and_exact_counts(start_service):
     def script(name, times=1):
         moved(key("script_calls_total", script=name), times)
 
-    def reserve_call(seats):
+    def reserve_call():
+        """One reserve.lua call carrying one reservation (requests sent one by one)."""
         script("reserve")
         moved(key("batch_size_count"))
         moved(key("batch_size_sum"), 1)
@@ -89,13 +90,13 @@ def test_every_family_from_start_up_and_exact_counts(start_service):
     # Reservations on the default train (2 seats): a sale, a sold-out, a sale
     # with an Idempotency-Key and its replay (a 200 that sells nothing).
     call("POST", "/reserve", "/reserve", 200, body={})
-    reserve_call(1)
+    reserve_call()
     moved(key("seats_sold_total"), 1)
     call("POST", "/reserve", "/reserve", 400, body={"seats": 2})
-    reserve_call(2)
+    reserve_call()
     for _ in range(2):
         answer = call("POST", "/reserve", "/reserve", 200, body={}, headers={"Idempotency-Key": "k-1"})
-        reserve_call(1)
+        reserve_call()
     assert answer.headers["Idempotent-Replayed"] == "true"
     moved(key("seats_sold_total"), 1)
 
