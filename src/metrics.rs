@@ -9,15 +9,14 @@
 //!
 //! Shaped for the hot path: every series a request can touch is registered
 //! once, at start-up, and kept as a handle, so recording an answer is a
-//! lookup in a small read-only map and a few atomic adds, with no lock and
-//! no allocation. Registering at start-up is also what makes every family
+//! lookup in a read-only table and a few atomic adds, with no lock and no
+//! allocation. Registering at start-up is also what makes every family
 //! (and each known label value) show at 0 before anything happened. Labels
 //! are bounded by construction: `route` is a route pattern or `unmatched`,
 //! `method` one of the standard methods or `other`, never anything a client
 //! typed.
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Weak},
     time::Duration,
 };
@@ -54,6 +53,11 @@ const METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "other",
 ];
 
+/// The statuses this API answers, for the direct-indexed table of series.
+const STATUSES: [u16; 15] = [
+    200, 201, 301, 400, 401, 403, 404, 405, 409, 410, 413, 422, 429, 500, 503,
+];
+
 /// Why a request's Redis work failed: put in a response's extensions by the
 /// code that turns a store error into a 503 or 500, and counted (as
 /// `redis_errors_total{kind}`) where every answer is counted.
@@ -88,9 +92,10 @@ pub struct Metrics {
     recording: bool,
     /// `route` label values: the route patterns, then `unmatched`.
     routes: Vec<&'static str>,
-    /// `http_requests_total` by (route, method, status), for the answers the
-    /// API documents; others are registered when they first happen.
-    requests: HashMap<(usize, usize, u16), Counter>,
+    /// `http_requests_total` by (route, method, status), indexed by
+    /// `slot`, for the answers the API documents; others are registered
+    /// when they first happen.
+    requests: Vec<Option<Counter>>,
     /// `http_request_duration_seconds` by route.
     durations: Vec<Histogram>,
     seats_sold: Counter,
@@ -180,16 +185,18 @@ impl Metrics {
                 recorder.register_counter(&key, &METADATA)
             }),
             ready: recorder.register_gauge(&Key::from_static_name(READY), &METADATA),
-            requests: HashMap::new(),
+            requests: Vec::new(),
             routes: route_labels,
             recording,
             recorder,
             handle,
         };
+        metrics.requests = vec![None; metrics.routes.len() * METHODS.len() * STATUSES.len()];
         for (method, route, status) in answers {
             let at = (route, method_index(&method), status);
-            let counter = metrics.register_request(at);
-            metrics.requests.insert(at, counter);
+            if let Some(slot) = metrics.slot(at) {
+                metrics.requests[slot] = Some(metrics.register_request(at));
+            }
         }
         metrics.ready.set(0.0);
         metrics
@@ -220,7 +227,7 @@ impl Metrics {
         }
         let route = route.min(self.routes.len() - 1);
         let at = (route, method_index(method), status.as_u16());
-        match self.requests.get(&at) {
+        match self.slot(at).and_then(|slot| self.requests[slot].as_ref()) {
             Some(counter) => counter.increment(1),
             // Not a documented answer (a 405, an unknown method): the
             // registry creates the series once and finds it after that.
@@ -286,6 +293,13 @@ impl Metrics {
                 }
             }
         });
+    }
+
+    /// Where a (route, method, status) series sits in `requests`.
+    fn slot(&self, (route, method, status): (usize, usize, u16)) -> Option<usize> {
+        let status = STATUSES.iter().position(|s| *s == status)?;
+        let slot = (route * METHODS.len() + method) * STATUSES.len() + status;
+        (route < self.routes.len()).then_some(slot)
     }
 
     fn register_request(&self, (route, method, status): (usize, usize, u16)) -> Counter {
