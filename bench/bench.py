@@ -13,7 +13,17 @@ binary in front of it:
      arguments (a fresh reservation id per call via -r), 50 clients,
      unpipelined: the ceiling of one script call per reservation.
 
-Prints one table, with the service's peak RSS and the ratio of its rate to the
+Then what metrics recording costs on the hot path: the 64-connection pass
+(no persistence) against two services on one Redis, one recording metrics
+(the default) and one with METRICS=off, in rounds of one short run each, in
+alternating order (BENCH_OVERHEAD_ROUNDS rounds of BENCH_OVERHEAD_SECONDS
+runs, default 8 x 4 s). It prints the medians and the ratio: the median of
+each round's on/off ratio, two runs next to each other in time, so the drift
+of whatever else shares the cores cancels (target: at least 0.97). It also
+prints the service's own CPU time per reservation (from /proc), which other
+work moves less than throughput. BENCH_OVERHEAD_ONLY=1 runs only this part.
+
+Prints the tables, with the service's peak RSS and the ratio of its rate to the
 redis-benchmark rate. Loopback only, bounded in time, stops what it started by
 PID. Exits non-zero if any request errored or a train was oversold.
 """
@@ -21,6 +31,7 @@ PID. Exits non-zero if any request errored or a train was oversold.
 import os
 import re
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -39,6 +50,10 @@ STOCK = 1_000_000_000
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = 2
 CONNECTIONS = 64
+OVERHEAD_ROUNDS = int(os.environ.get("BENCH_OVERHEAD_ROUNDS", "8"))
+OVERHEAD_SECONDS = int(os.environ.get("BENCH_OVERHEAD_SECONDS", "4"))
+OVERHEAD_ONLY = os.environ.get("BENCH_OVERHEAD_ONLY") == "1"
+OVERHEAD_TARGET = 0.97
 
 
 def free_port():
@@ -107,10 +122,10 @@ def start_redis(procs, tmp, aof):
     return p, port
 
 
-def start_service(procs, tmp, redis_port):
+def start_service(procs, tmp, redis_port, **extra_env):
     port = free_port()
     env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{redis_port}",
-               BIND_ADDR=f"127.0.0.1:{port}", RUST_LOG="warn")
+               BIND_ADDR=f"127.0.0.1:{port}", RUST_LOG="warn", **extra_env)
     log = open(tmp / f"service-{port}.log", "w")
     p = procs.start([str(BINARY)], env=env, stdout=log, stderr=log, cwd=tmp)
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), "service")
@@ -135,7 +150,14 @@ def wrk(port, connections, seconds):
     return {
         "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) * (requests - errors) / max(requests, 1),
         "p50": to_ms(latency["50"]), "p99": to_ms(latency["99"]), "errors": errors,
+        "ok": requests - errors,
     }
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reserve_benchmark(port):
@@ -184,6 +206,40 @@ def run_pass(procs, tmp, aof):
     return {"many": many, "one": one, "rss_mib": rss_kib / 1024, "redis_benchmark": rb}
 
 
+def metrics_overhead(procs, tmp):
+    """The hot-train pass, with and without metrics recording, in one run:
+    two services on one Redis (no persistence), measured alternately so that
+    drift on the shared cores falls on both."""
+    redis, redis_port = start_redis(procs, tmp, aof=False)
+    redis_cli(redis_port, "MSET", "train:{bench}:stock", STOCK, "train:{bench}:capacity", STOCK)
+    services = {"on": start_service(procs, tmp, redis_port), "off": start_service(procs, tmp, redis_port, METRICS="off")}
+    for _, port in services.values():
+        wrk(port, CONNECTIONS, WARMUP)
+    runs = {"on": [], "off": []}
+    cpu_us = {"on": [], "off": []}
+    errors = 0
+    for round_ in range(OVERHEAD_ROUNDS):
+        for name in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
+            service, port = services[name]
+            cpu = cpu_seconds(service.pid)
+            result = wrk(port, CONNECTIONS, OVERHEAD_SECONDS)
+            cpu_us[name].append((cpu_seconds(service.pid) - cpu) * 1e6 / max(result["ok"], 1))
+            runs[name].append(result["rate"])
+            errors += result["errors"]
+    check_train(redis_port, "{bench}")
+    for service, _ in services.values():
+        procs.stop(service)
+    procs.stop(redis)
+    medians = {name: statistics.median(rates) for name, rates in runs.items()}
+    cpu = {name: statistics.median(values) for name, values in cpu_us.items()}
+    # Each round's two runs are next to each other in time: the median of
+    # their ratios cancels the slow drift of whatever else shares the cores.
+    ratio = statistics.median(on / off for on, off in zip(runs["on"], runs["off"]))
+    cpu_ratio = statistics.median(off / on for on, off in zip(cpu_us["on"], cpu_us["off"]))
+    return {"runs": runs, "medians": medians, "ratio": ratio, "errors": errors,
+            "cpu_us": cpu, "cpu_ratio": cpu_ratio}
+
+
 def main():
     if not BINARY.exists():
         raise SystemExit(f"bench: build first: cargo build --release ({BINARY} missing)")
@@ -192,14 +248,17 @@ def main():
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             for name, aof in (("no persistence", False), ("AOF always", True)):
-                results[name] = run_pass(procs, Path(tmp), aof)
+                if not OVERHEAD_ONLY:
+                    results[name] = run_pass(procs, Path(tmp), aof)
+            overhead = metrics_overhead(procs, Path(tmp))
     finally:
         procs.stop_all()
 
     print(f"\nmake bench: {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
           f"wrk -t1 {SECONDS}s after a {WARMUP}s warm-up; redis-benchmark -c 50 unpipelined\n")
-    print("| Redis | load | reservations/s | p50 ms | p99 ms | errors | peak RSS MiB | vs redis-benchmark |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    if results:
+        print("| Redis | load | reservations/s | p50 ms | p99 ms | errors | peak RSS MiB | vs redis-benchmark |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     failed = False
     for name, r in results.items():
         for label, w in ((f"{CONNECTIONS} conns", r["many"]), ("1 conn", r["one"])):
@@ -207,6 +266,18 @@ def main():
                   f"| {r['rss_mib']:.1f} | {w['rate'] / r['redis_benchmark']:.2f}x |")
             failed |= w["errors"] > 0
         print(f"| {name} | redis-benchmark reserve.lua | {r['redis_benchmark']:.0f} | | | | | 1.00x |")
+    print(f"\nMetrics overhead: no persistence, {CONNECTIONS} conns, hot train; {OVERHEAD_ROUNDS} alternating "
+          f"{OVERHEAD_SECONDS} s runs each, medians\n")
+    print("| metrics recording | reservations/s | service CPU µs per reservation | runs (reservations/s) |")
+    print("| --- | ---: | ---: | --- |")
+    for name, label in (("on", "on (default)"), ("off", "off (METRICS=off)")):
+        runs = " ".join(f"{r:.0f}" for r in overhead["runs"][name])
+        print(f"| {label} | {overhead['medians'][name]:.0f} | {overhead['cpu_us'][name]:.1f} | {runs} |")
+    verdict = "ok" if overhead["ratio"] >= OVERHEAD_TARGET else "BELOW TARGET"
+    print(f"\nratio on/off, reservations/s (median of the rounds' ratios): {overhead['ratio']:.3f} "
+          f"(target >= {OVERHEAD_TARGET}: {verdict}); by service CPU per reservation (off/on): "
+          f"{overhead['cpu_ratio']:.3f}")
+    failed |= overhead["errors"] > 0
     if failed:
         print("bench: some requests errored", file=sys.stderr)
         return 1
