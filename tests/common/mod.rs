@@ -109,6 +109,28 @@ impl Harness {
         parts(response).await
     }
 
+    /// Any request: method, path, optional JSON body, optional bearer token.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Json>,
+        bearer: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Json) {
+        let mut request = self.http.request(method.clone(), self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        parts(response).await
+    }
+
     /// GET a path: status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Json) {
         let response = self.http.get(self.url(path)).send().await.expect("GET");
@@ -128,25 +150,50 @@ impl Harness {
                     .expect("integer value"),
             ),
         };
-        // RESP2: HGETALL is a flat array of field, value, field, value...
-        let reservations = match self.cmd("HGETALL", vec![key("reservations")]).await {
+        // RESP2: HGETALL and ZRANGE WITHSCORES are flat arrays of pairs.
+        let pairs = |v: Value| match v {
             Value::Array(items) => items
                 .chunks(2)
                 .map(|pair| {
                     let field = pair[0].as_string().expect("field");
-                    let value = pair[1].as_string().expect("value");
-                    let json: Json = serde_json::from_str(&value).expect("reservation JSON");
-                    (field, json)
+                    (field, pair[1].as_string().expect("value"))
                 })
-                .collect(),
-            other => panic!("unexpected HGETALL reply {other:?}"),
+                .collect::<BTreeMap<String, String>>(),
+            other => panic!("unexpected reply {other:?}"),
         };
+        let records = |v: Value| {
+            pairs(v)
+                .into_iter()
+                .map(|(id, raw)| (id, serde_json::from_str(&raw).expect("record JSON")))
+                .collect()
+        };
+        let expiry = self
+            .cmd(
+                "ZRANGE",
+                vec![
+                    key("hold_expiry"),
+                    "0".into(),
+                    "-1".into(),
+                    "WITHSCORES".into(),
+                ],
+            )
+            .await;
         TrainKeys {
             stock: int(self.cmd("GET", vec![key("stock")]).await),
             capacity: int(self.cmd("GET", vec![key("capacity")]).await),
             sold: int(self.cmd("GET", vec![key("sold")]).await),
+            held: int(self.cmd("GET", vec![key("held")]).await),
             lock: self.cmd("GET", vec![key("lock")]).await.as_string(),
-            reservations,
+            reservations: records(self.cmd("HGETALL", vec![key("reservations")]).await),
+            holds: records(self.cmd("HGETALL", vec![key("holds")]).await),
+            hold_expiry: pairs(expiry)
+                .into_iter()
+                .map(|(id, score)| (id, score.parse().expect("score")))
+                .collect(),
+            users: pairs(self.cmd("HGETALL", vec![key("users")]).await)
+                .into_iter()
+                .map(|(user, n)| (user, n.parse().expect("seats")))
+                .collect(),
         }
     }
 
@@ -222,28 +269,67 @@ pub struct TrainKeys {
     pub stock: Option<i64>,
     pub capacity: Option<i64>,
     pub sold: Option<i64>,
+    pub held: Option<i64>,
     pub lock: Option<String>,
     pub reservations: BTreeMap<String, Json>,
+    pub holds: BTreeMap<String, Json>,
+    /// hold id -> expires_at_ms
+    pub hold_expiry: BTreeMap<String, i64>,
+    pub users: BTreeMap<String, i64>,
 }
 
 impl TrainKeys {
-    /// The contract's invariants: capacity = stock + sold, stock >= 0, and
-    /// the reservations' seats add up to sold.
+    /// The contract's invariant: capacity = stock + sold + held, stock >= 0,
+    /// held >= 0; the reservations' seats add up to sold, the holds' to held;
+    /// `holds` and `hold_expiry` name the same holds (with the same expiry);
+    /// and `users` adds up to the named users' reserved plus held seats.
     pub fn assert_invariants(&self) {
         let stock = self.stock.expect("stock exists");
         let sold = self.sold.unwrap_or(0);
-        assert!(stock >= 0, "stock went negative: {self:?}");
+        let held = self.held.unwrap_or(0);
+        assert!(
+            stock >= 0 && held >= 0,
+            "stock or held went negative: {self:?}"
+        );
         assert_eq!(
             self.capacity,
-            Some(stock + sold),
-            "capacity != stock + sold: {self:?}"
+            Some(stock + sold + held),
+            "capacity != stock + sold + held: {self:?}"
         );
-        let booked: i64 = self
-            .reservations
-            .values()
-            .map(|r| r["seats"].as_i64().expect("seats"))
-            .sum();
-        assert_eq!(booked, sold, "reservations' seats != sold: {self:?}");
+        let seats = |records: &BTreeMap<String, Json>| -> i64 {
+            records
+                .values()
+                .map(|r| r["seats"].as_i64().expect("seats"))
+                .sum()
+        };
+        assert_eq!(
+            seats(&self.reservations),
+            sold,
+            "reservations' seats != sold: {self:?}"
+        );
+        assert_eq!(seats(&self.holds), held, "holds' seats != held: {self:?}");
+        let expiry: BTreeMap<String, i64> = self
+            .holds
+            .iter()
+            .map(|(id, h)| {
+                (
+                    id.clone(),
+                    h["expires_at_ms"].as_i64().expect("expires_at_ms"),
+                )
+            })
+            .collect();
+        assert_eq!(expiry, self.hold_expiry, "holds != hold_expiry: {self:?}");
+        let mut per_user: BTreeMap<String, i64> = BTreeMap::new();
+        for r in self.reservations.values().chain(self.holds.values()) {
+            if let Some(user) = r["user_id"].as_str() {
+                *per_user.entry(user.to_owned()).or_default() +=
+                    r["seats"].as_i64().expect("seats");
+            }
+        }
+        assert_eq!(
+            per_user, self.users,
+            "users != seats per named user: {self:?}"
+        );
     }
 }
 
