@@ -171,7 +171,7 @@ async fn a_mixed_swarm_keeps_the_invariant_while_holds_expire() {
         stored_holds.len()
     );
     assert!(
-        counts.get(&("confirm", 200)).is_some(),
+        counts.contains_key(&("confirm", 200)),
         "the run confirmed holds: {counts:?}"
     );
     let ended = h
