@@ -3,18 +3,47 @@
 //!
 //! One plain struct, parsed once at start-up by clap and then passed by value, so
 //! tests can build a `Config` by hand (`Config::for_tests`) without touching the
-//! process environment.
+//! process environment. The command line itself is [`Cli`]: that `Config`
+//! flattened, plus an optional subcommand (`healthcheck`, the container
+//! probe), so `Config` stays a flat list of the service's options.
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Sells the last seats of a train to a swarm of buyers at once, never overselling.
 ///
 /// Every reservation is one atomic Redis Lua script. With no REDIS_URL the service
 /// starts its own private redis-server (data under ./data/redis).
 #[derive(Parser, Debug, Clone)]
-#[command(name = "train-reservation", version, about, long_about = None)]
+#[command(name = "train-reservation", version, about, long_about = None,
+          subcommand_help_heading = "Commands (without one: run the service)")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Probe a running service: exit 0 when it is ready (the container HEALTHCHECK)
+    ///
+    /// GET /readyz with a 1 s deadline: exit 0 on a 200; exit 1 on anything
+    /// else (another status, connection refused, no answer in time), with the
+    /// reason on stderr. Starts nothing: no Redis, no listener.
+    Healthcheck {
+        /// URL to probe, http://HOST:PORT/PATH only. Default: /readyz on
+        /// BIND_ADDR (--bind), with 0.0.0.0 probed as 127.0.0.1 and [::] as [::1].
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+}
+
+/// The service's options (also parsable alone: see `Config::for_tests`).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "train-reservation")]
 pub struct Config {
     /// HTTP listen address (Docker sets 0.0.0.0:8000).
     #[arg(long = "bind", env = "BIND_ADDR", default_value = "127.0.0.1:8000")]
@@ -145,5 +174,33 @@ mod tests {
         assert!(Config::try_parse_from(["t", "--default-train", "a b"]).is_err());
         assert!(Config::try_parse_from(["t", "--key-prefix", "x{y}"]).is_err());
         assert!(Config::try_parse_from(["t", "--lock-ttl-ms", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_healthcheck_subcommand_keeps_the_service_options() {
+        let cli = Cli::try_parse_from(["t", "--bind", "0.0.0.0:9000", "healthcheck"])
+            .map_err(|e| e.to_string());
+        let cli = cli.as_ref().map(|c| (c.config.bind, c.command.clone()));
+        assert_eq!(
+            cli,
+            Ok((
+                SocketAddr::from(([0, 0, 0, 0], 9000)),
+                Some(Command::Healthcheck { url: None })
+            ))
+        );
+        let cli = Cli::try_parse_from(["t", "healthcheck", "--url", "http://h:1/x"]);
+        assert_eq!(
+            cli.map(|c| c.command).map_err(|e| e.to_string()),
+            Ok(Some(Command::Healthcheck {
+                url: Some("http://h:1/x".to_owned())
+            }))
+        );
+        let service = Cli::try_parse_from(["t", "--lock-ttl-ms", "50"]).map_err(|e| e.to_string());
+        assert_eq!(
+            service.map(|c| (c.config.lock_ttl_ms, c.command)),
+            Ok((50, None))
+        );
+        assert!(Cli::try_parse_from(["t", "healthcheck", "--nope"]).is_err());
+        assert!(Cli::try_parse_from(["t", "probe"]).is_err());
     }
 }
