@@ -6,6 +6,12 @@
 //! process environment. The command line itself is [`Cli`]: that `Config`
 //! flattened, plus an optional subcommand (`healthcheck`, the container
 //! probe), so `Config` stays a flat list of the service's options.
+//!
+//! Secrets (ADMIN_TOKEN) that are set but empty count as unset: Compose and
+//! `.env` files easily pass `VAR=` for "not configured", and an empty string
+//! must never become a token anyone can present. clap cannot map a value to
+//! "absent", so [`Config::normalised`] does it right after parsing: every
+//! secret added later belongs there too.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -39,6 +45,16 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+}
+
+impl Cli {
+    /// The process's command line and environment, [`Config::normalised`].
+    /// On a bad flag or value clap prints why and exits with status 2.
+    pub fn load() -> Cli {
+        let mut cli = Cli::parse();
+        cli.config = cli.config.normalised();
+        cli
+    }
 }
 
 /// The service's options (also parsable alone: see `Config::for_tests`).
@@ -75,7 +91,8 @@ pub struct Config {
           value_parser = parse_prefix)]
     pub key_prefix: String,
 
-    /// Bearer token for the admin endpoints (PUT /trains/{id}). Unset: they answer 403.
+    /// Bearer token for the admin endpoints (PUT /trains/{id}). Unset or empty:
+    /// they answer 403.
     #[arg(long = "admin-token", env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
@@ -92,7 +109,15 @@ impl Config {
         let mut config = Config::parse_from(["train-reservation"]);
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         config.redis_url = Some(redis_url.to_owned());
-        config
+        config.normalised()
+    }
+
+    /// What clap cannot express: a secret set to the empty string is unset
+    /// (`ADMIN_TOKEN=` turns the admin endpoints off, it does not make ""
+    /// the token). Every way of building a `Config` from input goes through here.
+    pub fn normalised(mut self) -> Config {
+        self.admin_token = self.admin_token.filter(|token| !token.is_empty());
+        self
     }
 
     pub fn lock_ttl(&self) -> Duration {
@@ -174,6 +199,26 @@ mod tests {
         assert!(Config::try_parse_from(["t", "--default-train", "a b"]).is_err());
         assert!(Config::try_parse_from(["t", "--key-prefix", "x{y}"]).is_err());
         assert!(Config::try_parse_from(["t", "--lock-ttl-ms", "0"]).is_err());
+    }
+
+    #[test]
+    fn an_empty_admin_token_is_unset() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(args)
+                .map(|cli| cli.config.normalised().admin_token)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse(&["t", "--admin-token", ""]), Ok(None));
+        assert_eq!(parse(&["t", "--admin-token=", "healthcheck"]), Ok(None));
+        assert_eq!(
+            parse(&["t", "--admin-token", "s3cret"]),
+            Ok(Some("s3cret".to_owned()))
+        );
+        // A token is taken as given: only the empty string means unset.
+        assert_eq!(
+            parse(&["t", "--admin-token", " "]),
+            Ok(Some(" ".to_owned()))
+        );
     }
 
     #[test]

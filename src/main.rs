@@ -9,7 +9,6 @@
 
 use std::{path::Path, process::ExitCode};
 
-use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 use train_reservation::{
     config::{Cli, Command},
@@ -28,7 +27,7 @@ fn workers() -> usize {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::load();
     match cli.command {
         Some(Command::Healthcheck { url }) => {
             healthcheck(url.unwrap_or_else(|| probe::default_url(cli.config.bind)))
