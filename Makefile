@@ -1,20 +1,26 @@
 # train-reservation: the commands a developer and CI use.
 #   make run       build and run the service (private redis-server under ./data/redis)
-#   make test      unit + integration tests against real redis-servers, then a Locust smoke run
+#   make test      compose-check, unit + integration tests against real redis-servers, then a Locust smoke run
+#   make compose-check  docker-compose.yml checked by docker-compose itself, for every profile
 #   make loadtest  a longer Locust swarm against a fresh service
 #   make bench     throughput and latency figures (see README "Performance")
-# redis-server is installed with apt-get when missing and running as root;
-# otherwise the target stops and says how to install it.
+# redis-server and docker-compose are installed with apt-get when missing and
+# running as root; otherwise the target stops and says how to install it.
 
 VENV          ?= .venv
 LOCUST        := $(VENV)/bin/locust
 LOCUST_SPEC   ?= locust==2.47.0
 CARGO         ?= cargo
 
-.PHONY: run test loadtest bench redis venv clean
+.PHONY: run test loadtest bench redis venv compose-check clean
 
 redis:
 	@scripts/ensure-redis.sh
+
+# Parses docker-compose.yml (no Docker engine needed) with secrets unset and
+# with .env.example; tests/deploy.rs checks the Dockerfile.
+compose-check:
+	@scripts/check-compose.sh
 
 # Locust lives in a git-ignored virtualenv under the project.
 $(LOCUST):
@@ -27,7 +33,7 @@ venv: $(LOCUST)
 run: redis
 	$(CARGO) run --release --locked
 
-test: redis venv
+test: redis venv compose-check
 	$(CARGO) test --locked
 	scripts/locust-smoke.sh target/debug/train-reservation $(VENV)
 

@@ -13,13 +13,15 @@
 //! - [`respond`]: the JSON responses and error bodies;
 //! - [`batch`]: group commit, many queued requests in one script call;
 //! - [`store`]: the Redis pool and one typed call per Lua script;
-//! - [`embedded`]: the private redis-server used when no REDIS_URL is given.
+//! - [`embedded`]: the private redis-server used when no REDIS_URL is given;
+//! - [`probe`]: `train-reservation healthcheck`, the container's readiness probe.
 
 pub mod api;
 pub mod batch;
 pub mod config;
 pub mod embedded;
 pub mod identity;
+pub mod probe;
 pub mod request;
 pub mod respond;
 pub mod server;

@@ -59,7 +59,7 @@ impl App {
         let store = Arc::new(store);
         let timeout = config.request_timeout();
         App {
-            identity: config.jwt_secret().map(Identity::new),
+            identity: config.auth_jwt_secret.as_deref().map(Identity::new),
             reservations: GroupCommit::new(Reserving(store.clone()), timeout),
             holds: GroupCommit::new(Holding(store.clone()), timeout),
             confirms: GroupCommit::new(Confirming(store.clone()), timeout),
