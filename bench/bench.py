@@ -9,9 +9,16 @@ binary in front of it:
   1. wrk, 64 connections, POST /reserve on a train with a very large stock,
      after a warm-up: successful reservations/s, p50, p99, errors;
   2. wrk, 1 connection: latency when traffic is light;
-  3. redis-benchmark running the project's own lua/reserve.lua with realistic
-     arguments (a fresh reservation id per call via -r), 50 clients,
-     unpipelined: the ceiling of one script call per reservation.
+  3. wrk, 64 connections, POST /trains/{id}/holds: holds/s (group-committed
+     like reservations);
+  4. redis-benchmark running the project's own reserve script (prelude.lua +
+     reserve.lua) with realistic arguments (a fresh reservation id per call
+     via -r), 50 clients, unpipelined: the ceiling of one script call per
+     reservation.
+
+With BENCH_BASELINE=/path/to/an/older/train-reservation, the no-persistence
+pass also runs the 64-connection /reserve load against that binary, on the
+same Redis, so two versions compare within one run.
 
 Prints one table, with the service's peak RSS and the ratio of its rate to the
 redis-benchmark rate. Loopback only, bounded in time, stops what it started by
@@ -32,7 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "train-reservation"
 WRK_SCRIPT = ROOT / "bench" / "reserve.lua"
-RESERVE_LUA = ROOT / "lua" / "reserve.lua"
+WRK_HOLD_SCRIPT = ROOT / "bench" / "hold.lua"
+RESERVE_LUA = (ROOT / "lua" / "prelude.lua").read_text() + (ROOT / "lua" / "reserve.lua").read_text()
+TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "holds", "hold_expiry", "users", "ended")
+BASELINE = os.environ.get("BENCH_BASELINE")
 STOCK = 1_000_000_000
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = 2
@@ -105,12 +115,12 @@ def start_redis(procs, tmp, aof):
     return p, port
 
 
-def start_service(procs, tmp, redis_port):
+def start_service(procs, tmp, redis_port, binary=BINARY):
     port = free_port()
     env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{redis_port}",
                BIND_ADDR=f"127.0.0.1:{port}", RUST_LOG="warn")
     log = open(tmp / f"service-{port}.log", "w")
-    p = procs.start([str(BINARY)], env=env, stdout=log, stderr=log, cwd=tmp)
+    p = procs.start([str(binary)], env=env, stdout=log, stderr=log, cwd=tmp)
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), "service")
     return p, port
 
@@ -120,10 +130,10 @@ def to_ms(value):
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(port, connections, seconds):
+def wrk(port, connections, seconds, script=WRK_SCRIPT, path="/reserve"):
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(WRK_SCRIPT),
-         f"http://127.0.0.1:{port}/reserve"],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -139,13 +149,13 @@ def wrk(port, connections, seconds):
 def reserve_benchmark(port):
     """redis-benchmark on reserve.lua alone: one reservation per call, as
     the service would send with nobody else queued."""
-    sha = redis_cli(port, "SCRIPT", "LOAD", RESERVE_LUA.read_text())
+    sha = redis_cli(port, "SCRIPT", "LOAD", RESERVE_LUA)
     train = "{rb}"
     redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
-    keys = [f"train:{train}:{k}" for k in ("stock", "sold", "lock", "reservations")]
-    # ARGV: lock token, lock PX, idempotency record PX, then one reservation:
-    # id, seats, user id (JSON), idempotency record (0 = none), fingerprint.
-    args = ["tok-__rand_int__", "3000", "86400000", "rb-__rand_int__", "1", '"u-1"', "0", ""]
+    keys = [f"train:{train}:{k}" for k in TRAIN_KEYS]
+    # ARGV: lock token, lock PX, memory PX, per-user limit (0 = off), then one
+    # reservation: id, seats, user (JSON), idempotency record (0 = none), fingerprint.
+    args = ["tok-__rand_int__", "3000", "86400000", "0", "rb-__rand_int__", "1", '"u-1"', "0", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],
@@ -156,13 +166,15 @@ def reserve_benchmark(port):
 
 
 def check_train(port, train):
-    stock, sold, capacity = (int(v or 0) for v in redis_cli(
-        port, "MGET", f"train:{train}:stock", f"train:{train}:sold", f"train:{train}:capacity").split("\n"))
-    held = int(redis_cli(port, "HLEN", f"train:{train}:reservations"))
-    # Every bench reservation is one seat: one hash entry per seat sold.
-    if stock < 0 or stock + sold != capacity or held != sold:
-        raise SystemExit(f"bench: train {train} is inconsistent: stock={stock} sold={sold} "
-                         f"capacity={capacity} reservations={held}")
+    stock, sold, held, capacity = (int(v or 0) for v in redis_cli(
+        port, "MGET", f"train:{train}:stock", f"train:{train}:sold", f"train:{train}:held",
+        f"train:{train}:capacity").split("\n"))
+    booked = int(redis_cli(port, "HLEN", f"train:{train}:reservations"))
+    holds = int(redis_cli(port, "HLEN", f"train:{train}:holds"))
+    # Every bench reservation and hold is one seat: one hash entry per seat.
+    if stock < 0 or stock + sold + held != capacity or booked != sold or holds != held:
+        raise SystemExit(f"bench: train {train} is inconsistent: stock={stock} sold={sold} held={held} "
+                         f"capacity={capacity} reservations={booked} holds={holds}")
     return sold
 
 
@@ -173,12 +185,24 @@ def run_pass(procs, tmp, aof):
     wrk(port, CONNECTIONS, WARMUP)
     many = wrk(port, CONNECTIONS, SECONDS)
     one = wrk(port, 1, max(SECONDS // 2, 2))
+    redis_cli(redis_port, "MSET", "train:{hbench}:stock", STOCK, "train:{hbench}:capacity", STOCK)
+    holds = wrk(port, CONNECTIONS, max(SECONDS // 2, 2), WRK_HOLD_SCRIPT, "/trains/hbench/holds")
     rss_kib = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{service.pid}/status").read_text()).group(1))
     check_train(redis_port, "{bench}")
+    check_train(redis_port, "{hbench}")
     procs.stop(service)
+    baseline = None
+    if BASELINE and not aof:
+        redis_cli(redis_port, "DEL", "train:{bench}:reservations", "train:{bench}:sold")
+        redis_cli(redis_port, "MSET", "train:{bench}:stock", STOCK, "train:{bench}:capacity", STOCK)
+        old, old_port = start_service(procs, tmp, redis_port, BASELINE)
+        wrk(old_port, CONNECTIONS, WARMUP)
+        baseline = wrk(old_port, CONNECTIONS, SECONDS)
+        procs.stop(old)
     rb = reserve_benchmark(redis_port)
     procs.stop(redis)
-    return {"many": many, "one": one, "rss_mib": rss_kib / 1024, "redis_benchmark": rb}
+    return {"many": many, "one": one, "holds": holds, "baseline": baseline,
+            "rss_mib": rss_kib / 1024, "redis_benchmark": rb}
 
 
 def main():
@@ -203,7 +227,16 @@ def main():
             print(f"| {name} | {label} | {w['rate']:.0f} | {w['p50']:.2f} | {w['p99']:.2f} | {w['errors']} "
                   f"| {r['rss_mib']:.1f} | {w['rate'] / r['redis_benchmark']:.2f}x |")
             failed |= w["errors"] > 0
-        print(f"| {name} | redis-benchmark reserve.lua | {r['redis_benchmark']:.0f} | | | | | 1.00x |")
+        h = r["holds"]
+        print(f"| {name} | {CONNECTIONS} conns, POST /trains/{{id}}/holds | {h['rate']:.0f} | {h['p50']:.2f} "
+              f"| {h['p99']:.2f} | {h['errors']} | | {h['rate'] / r['redis_benchmark']:.2f}x |")
+        failed |= h["errors"] > 0
+        if r["baseline"]:
+            b = r["baseline"]
+            print(f"| {name} | {CONNECTIONS} conns, BENCH_BASELINE | {b['rate']:.0f} | {b['p50']:.2f} "
+                  f"| {b['p99']:.2f} | {b['errors']} | | {b['rate'] / r['redis_benchmark']:.2f}x |")
+            print(f"| {name} | this build / baseline | {r['many']['rate'] / b['rate']:.2f}x | | | | | |")
+        print(f"| {name} | redis-benchmark reserve script | {r['redis_benchmark']:.0f} | | | | | 1.00x |")
     if failed:
         print("bench: some requests errored", file=sys.stderr)
         return 1

@@ -79,12 +79,25 @@ async fn concurrent_requests_share_one_script_call() {
     }
     assert_eq!(ids.len(), 30, "each request its own reservation");
 
+    let calls = script_calls(&h).await;
+    eprintln!("30 concurrent reservations took {calls} script calls");
+    assert!(
+        (2..30).contains(&calls),
+        "requests shared calls: {calls} calls for 30"
+    );
+    let train = h.train("shared").await;
+    assert_eq!((train.stock, train.sold), (Some(70), Some(30)));
+    train.assert_invariants();
+}
+
+/// Script calls Redis has run since the last CONFIG RESETSTAT.
+async fn script_calls(h: &Harness) -> u64 {
     let stats = h
         .cmd("INFO", vec!["commandstats".into()])
         .await
         .as_string()
         .unwrap_or_default();
-    let calls: u64 = stats
+    stats
         .lines()
         .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
         .filter_map(|l| {
@@ -95,14 +108,85 @@ async fn concurrent_requests_share_one_script_call() {
                 .parse::<u64>()
                 .ok()
         })
-        .sum();
-    eprintln!("30 concurrent reservations took {calls} script calls");
+        .sum()
+}
+
+/// Fires the requests at once while Redis holds writes for a second, so all
+/// but the first queue behind it; returns the answers and the script calls.
+async fn while_paused(
+    h: &Harness,
+    requests: Vec<(String, Option<serde_json::Value>)>,
+) -> (Vec<(u16, serde_json::Value)>, u64) {
+    h.cmd("CONFIG", vec!["RESETSTAT".into()]).await;
+    h.cmd(
+        "CLIENT",
+        vec!["PAUSE".into(), "1000".into(), "WRITE".into()],
+    )
+    .await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (path, body) in requests {
+        let (http, url) = (h.http.clone(), h.url(&path));
+        tasks.spawn(async move {
+            let mut request = http.post(url);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let (status, _, body) = common::parts(request.send().await.expect("POST")).await;
+            (status, body)
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        answers.push(answer.expect("task"));
+    }
+    (answers, script_calls(h).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_and_confirms_share_script_calls_too() {
+    let h = Harness::start().await;
+    h.create_train("hq", 100).await;
+    let holds = (0..30)
+        .map(|_| {
+            (
+                "/trains/hq/holds".to_owned(),
+                Some(json!({"ttl_ms": 60000})),
+            )
+        })
+        .collect();
+    let (answers, calls) = while_paused(&h, holds).await;
+    eprintln!("30 concurrent holds took {calls} script calls");
     assert!(
         (2..30).contains(&calls),
-        "requests shared calls: {calls} calls for 30"
+        "holds shared calls: {calls} calls for 30"
     );
-    let train = h.train("shared").await;
-    assert_eq!((train.stock, train.sold), (Some(70), Some(30)));
+    let ids: Vec<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 201, "{body}");
+            body["hold_id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+
+    let confirms = ids
+        .iter()
+        .map(|id| (format!("/trains/hq/holds/{id}/confirm"), None))
+        .collect();
+    let (answers, calls) = while_paused(&h, confirms).await;
+    eprintln!("30 concurrent confirms took {calls} script calls");
+    assert!(
+        (2..30).contains(&calls),
+        "confirms shared calls: {calls} calls for 30"
+    );
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let train = h.train("hq").await;
+    assert_eq!(
+        (train.stock, train.sold, train.held),
+        (Some(70), Some(30), Some(0))
+    );
     train.assert_invariants();
 }
 

@@ -463,3 +463,34 @@ async fn one_users_swarm_gets_exactly_the_limit() {
     }
     h.train("lim").await.assert_invariants();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_with_an_idempotency_key_is_made_once() {
+    let h = Harness::start().await;
+    h.create_train("ik", 5).await;
+    let send = |body: Json| {
+        h.http
+            .post(h.url("/trains/ik/holds"))
+            .header("idempotency-key", "cart-9")
+            .json(&body)
+            .send()
+    };
+    let body = json!({"user_id": "eve", "seats": 2, "ttl_ms": 60000});
+    let (status, headers, first) = common::parts(send(body.clone()).await.expect("POST")).await;
+    assert_eq!(status, 201);
+    assert!(!headers.contains_key("idempotent-replayed"));
+    let (status, headers, again) = common::parts(send(body).await.expect("POST")).await;
+    assert_eq!((status, &again), (201, &first), "the stored answer, again");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    let (status, _, other) = common::parts(send(json!({"seats": 3})).await.expect("POST")).await;
+    assert_eq!(
+        (status, other["error"].clone()),
+        (422, json!("idempotency_mismatch"))
+    );
+    let train = h.train("ik").await;
+    assert_eq!(
+        (train.stock, train.held, train.holds.len()),
+        (Some(3), Some(2), 1)
+    );
+    train.assert_invariants();
+}
