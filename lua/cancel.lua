@@ -15,11 +15,11 @@ if not reqs or #reqs ~= 1 or #reqs[1][1] == 0 or not valid_user(reqs[1][2]) then
 end
 local id, caller = reqs[1][1], reqs[1][2]
 
-local stock = counters()
+local stock, _, held = counters()
 if not stock then return {404, -1, 0} end
 local left = lock()
 if left then return {429, left, 0} end
-stock = stock + reclaim()
+stock = stock + reclaim(held)
 
 local status, seats = 404, 0
 local rec = redis.call('HGET', KEYS[6], id)
@@ -34,7 +34,7 @@ if rec then
     redis.call('DECRBY', KEYS[3], seats)
     stock = redis.call('INCRBY', KEYS[1], seats)
     charge(user, -seats)
-    redis.call('ZADD', KEYS[10], now(), 'cancelled:' .. id)
+    remember({now(), 'cancelled:' .. id})
   end
 end
 flush_users()

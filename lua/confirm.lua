@@ -33,7 +33,7 @@ if left then
   for _ in ipairs(reqs) do answer(429, left, 0, 0) end
   return out
 end
-local back = reclaim()
+local back = reclaim(held)
 stock, held = stock + back, held - back
 
 local ids, expired = {}, {}

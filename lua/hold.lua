@@ -69,7 +69,7 @@ for i, r in ipairs(reqs) do
       lock_left = lock()
       locked = lock_left ~= nil
       if not locked then
-        local back = reclaim()
+        local back = reclaim(held)
         stock, held = stock + back, held - back
       end
     end

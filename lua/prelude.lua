@@ -76,23 +76,25 @@ local function unlock()
 end
 
 -- Seats per user on this train (`users`, keyed by the plain user id; users
--- arrive here as JSON literals): read once, changed in memory, written by flush.
-local used, changed = {}, {}
+-- arrive here as JSON literals). Changes add up in memory and are written
+-- once per user by flush_users; the stored count is read only when the
+-- per-user limit needs it.
+local stored_seats, changed = {}, {}
 local function seats_of(user)
-  if used[user] == nil then
-    used[user] = tonumber(redis.call('HGET', KEYS[9], cjson.decode(user)) or '0')
+  if stored_seats[user] == nil then
+    stored_seats[user] = tonumber(redis.call('HGET', KEYS[9], cjson.decode(user)) or '0')
   end
-  return used[user]
+  return stored_seats[user] + (changed[user] or 0)
 end
 local function charge(user, seats)
-  if user == '' then return end
-  used[user] = seats_of(user) + seats
-  changed[user] = (changed[user] or 0) + seats
+  if user ~= '' then changed[user] = (changed[user] or 0) + seats end
 end
 local function flush_users()
   for user, delta in pairs(changed) do
     local name = cjson.decode(user)
-    if delta ~= 0 and redis.call('HINCRBY', KEYS[9], name, delta) <= 0 then
+    if delta > 0 then
+      redis.call('HINCRBY', KEYS[9], name, delta)
+    elseif delta < 0 and redis.call('HINCRBY', KEYS[9], name, delta) <= 0 then
       redis.call('HDEL', KEYS[9], name)
     end
   end
@@ -111,13 +113,20 @@ local function record(user, seats, field, at)
     ',"' .. field .. '":' .. at .. '}'
 end
 
+-- Remembers that ids ended (`ended`: {score, member, ...}) and forgets those
+-- that ended over MEMORY ago: trimmed when it grows, so it never only grows.
+local function remember(ended)
+  redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now() - MEMORY)
+  redis.call('ZADD', KEYS[10], unpack(ended))
+end
+
 -- Gives back the seats of up to RECLAIM holds that have expired, oldest first,
--- remembers their ids as expired, and forgets ids that ended over MEMORY ago.
--- Returns the seats given back. Call only while holding the lock.
-local function reclaim()
-  local t = now()
-  redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', t - MEMORY)
-  local ids = redis.call('ZRANGE', KEYS[8], '-inf', t, 'BYSCORE', 'LIMIT', 0, RECLAIM)
+-- and remembers their ids as expired. Returns the seats given back. Call only
+-- while holding the lock, with the train's `held` (none held: nothing to do,
+-- and no call spent looking).
+local function reclaim(held)
+  if held <= 0 then return 0 end
+  local ids = redis.call('ZRANGE', KEYS[8], '-inf', now(), 'BYSCORE', 'LIMIT', 0, RECLAIM)
   if #ids == 0 then return 0 end
   local recs = redis.call('HMGET', KEYS[7], unpack(ids))
   local seats, ended = 0, {}
@@ -135,7 +144,7 @@ local function reclaim()
     redis.call('INCRBY', KEYS[1], seats)
     redis.call('DECRBY', KEYS[4], seats)
   end
-  if #ended > 0 then redis.call('ZADD', KEYS[10], unpack(ended)) end
+  if #ended > 0 then remember(ended) end
   return seats
 end
 

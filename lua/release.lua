@@ -13,11 +13,11 @@ if not reqs or #reqs ~= 1 or #reqs[1][1] == 0 or not valid_user(reqs[1][2]) then
 end
 local id, caller = reqs[1][1], reqs[1][2]
 
-local stock = counters()
+local stock, _, held = counters()
 if not stock then return {404, -1, 0} end
 local left = lock()
 if left then return {429, left, 0} end
-stock = stock + reclaim()
+stock = stock + reclaim(held)
 
 local function finish(status, n, seats)
   flush_users()
@@ -39,5 +39,5 @@ redis.call('ZREM', KEYS[8], id)
 redis.call('DECRBY', KEYS[4], seats)
 stock = redis.call('INCRBY', KEYS[1], seats)
 charge(user, -seats)
-redis.call('ZADD', KEYS[10], now(), 'released:' .. id)
+remember({now(), 'released:' .. id})
 return finish(200, stock, seats)
