@@ -11,6 +11,9 @@ binary in front of it:
   2. wrk, 1 connection: latency when traffic is light;
   3. wrk, 64 connections, POST /trains/{id}/holds: holds/s (group-committed
      like reservations);
+  3b. wrk, 64 connections, POST /reserve spread uniformly over 1,000 trains
+     (bench/spread.lua): group commit across trains, and its ratio to the
+     one hot train;
   4. redis-benchmark running the project's own reserve script (prelude.lua +
      reserve.lua) with realistic arguments (a fresh reservation id per call
      via -r), 50 clients, unpipelined: the ceiling of one script call per
@@ -40,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "train-reservation"
 WRK_SCRIPT = ROOT / "bench" / "reserve.lua"
 WRK_HOLD_SCRIPT = ROOT / "bench" / "hold.lua"
+WRK_SPREAD_SCRIPT = ROOT / "bench" / "spread.lua"
+SPREAD_TRAINS = 1000
 RESERVE_LUA = (ROOT / "lua" / "prelude.lua").read_text() + (ROOT / "lua" / "reserve.lua").read_text()
 TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "holds", "hold_expiry", "users", "ended")
 BASELINE = os.environ.get("BENCH_BASELINE")
@@ -153,9 +158,10 @@ def reserve_benchmark(port):
     train = "{rb}"
     redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
     keys = [f"train:{train}:{k}" for k in TRAIN_KEYS]
-    # ARGV: lock token, lock PX, memory PX, per-user limit (0 = off), then one
-    # reservation: id, seats, user (JSON), idempotency record (0 = none), fingerprint.
-    args = ["tok-__rand_int__", "3000", "86400000", "0", "rb-__rand_int__", "1", '"u-1"', "0", ""]
+    # ARGV: lock token, lock PX, memory PX, per-user limit (0 = off), then the
+    # one train (its first key, 1 member) and one reservation: id, seats, user
+    # (JSON), idempotency record (0 = none), fingerprint.
+    args = ["tok-__rand_int__", "3000", "86400000", "0", "1", "1", "rb-__rand_int__", "1", '"u-1"', "0", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],
@@ -178,6 +184,25 @@ def check_train(port, train):
     return sold
 
 
+def check_spread(port):
+    """Every spread train consistent, in one script call (not 1,000 redis-cli runs)."""
+    check = """
+    local bad = 0
+    for i = 1, #KEYS, 3 do
+      local stock = tonumber(redis.call('GET', KEYS[i]) or '0')
+      local sold = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+      local capacity = tonumber(redis.call('GET', KEYS[i + 2]) or '0')
+      local booked = redis.call('HLEN', string.sub(KEYS[i], 1, -6) .. 'reservations')
+      if stock < 0 or stock + sold ~= capacity or booked ~= sold then bad = bad + 1 end
+    end
+    return bad
+    """
+    keys = [f"train:{{s-{i}}}:{k}" for i in range(SPREAD_TRAINS) for k in ("stock", "sold", "capacity")]
+    bad = int(redis_cli(port, "EVAL", check, len(keys), *keys))
+    if bad:
+        raise SystemExit(f"bench: {bad} of the spread trains are inconsistent")
+
+
 def run_pass(procs, tmp, aof):
     redis, redis_port = start_redis(procs, tmp, aof)
     service, port = start_service(procs, tmp, redis_port)
@@ -187,6 +212,11 @@ def run_pass(procs, tmp, aof):
     one = wrk(port, 1, max(SECONDS // 2, 2))
     redis_cli(redis_port, "MSET", "train:{hbench}:stock", STOCK, "train:{hbench}:capacity", STOCK)
     holds = wrk(port, CONNECTIONS, max(SECONDS // 2, 2), WRK_HOLD_SCRIPT, "/trains/hbench/holds")
+    kv = [x for i in range(SPREAD_TRAINS) for x in (f"train:{{s-{i}}}:stock", STOCK, f"train:{{s-{i}}}:capacity", STOCK)]
+    redis_cli(redis_port, "MSET", *kv)
+    wrk(port, CONNECTIONS, WARMUP, WRK_SPREAD_SCRIPT)
+    spread = wrk(port, CONNECTIONS, SECONDS, WRK_SPREAD_SCRIPT)
+    check_spread(redis_port)
     rss_kib = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{service.pid}/status").read_text()).group(1))
     check_train(redis_port, "{bench}")
     check_train(redis_port, "{hbench}")
@@ -201,7 +231,7 @@ def run_pass(procs, tmp, aof):
         procs.stop(old)
     rb = reserve_benchmark(redis_port)
     procs.stop(redis)
-    return {"many": many, "one": one, "holds": holds, "baseline": baseline,
+    return {"many": many, "one": one, "holds": holds, "spread": spread, "baseline": baseline,
             "rss_mib": rss_kib / 1024, "redis_benchmark": rb}
 
 
@@ -227,6 +257,11 @@ def main():
             print(f"| {name} | {label} | {w['rate']:.0f} | {w['p50']:.2f} | {w['p99']:.2f} | {w['errors']} "
                   f"| {r['rss_mib']:.1f} | {w['rate'] / r['redis_benchmark']:.2f}x |")
             failed |= w["errors"] > 0
+        sp = r["spread"]
+        print(f"| {name} | {CONNECTIONS} conns, {SPREAD_TRAINS} trains uniform | {sp['rate']:.0f} | {sp['p50']:.2f} "
+              f"| {sp['p99']:.2f} | {sp['errors']} | | {sp['rate'] / r['redis_benchmark']:.2f}x |")
+        print(f"| {name} | {SPREAD_TRAINS} trains / one hot train | {sp['rate'] / r['many']['rate']:.2f}x | | | | | |")
+        failed |= sp["errors"] > 0
         h = r["holds"]
         print(f"| {name} | {CONNECTIONS} conns, POST /trains/{{id}}/holds | {h['rate']:.0f} | {h['p50']:.2f} "
               f"| {h['p99']:.2f} | {h['errors']} | | {h['rate'] / r['redis_benchmark']:.2f}x |")

@@ -291,7 +291,7 @@ async fn re_sent_calls_book_once_and_never_resurrect_a_cancel() {
         let member = [id, "2", r#""dee""#, "60000", "0", ""]
             .map(String::from)
             .to_vec();
-        common::eval_train_script(&h.cli, HOLD, "rs", &[], 0, member)
+        common::eval_train_script(&h.cli, HOLD, "rs", &[], 0, 6, member)
     };
     let confirm = |id: &str| {
         common::eval_train_script(
@@ -300,12 +300,13 @@ async fn re_sent_calls_book_once_and_never_resurrect_a_cancel() {
             "rs",
             &[],
             0,
+            2,
             vec![id.into(), String::new()],
         )
     };
     let reserve = |id: &str| {
         let member = [id, "1", "", "0", ""].map(String::from).to_vec();
-        common::eval_train_script(&h.cli, RESERVE, "rs", &[], 0, member)
+        common::eval_train_script(&h.cli, RESERVE, "rs", &[], 0, 5, member)
     };
     let hold_id = "11111111-1111-4111-8111-111111111111";
 

@@ -93,6 +93,17 @@ impl Harness {
         .await;
     }
 
+    /// Runs any Redis command; its error as text.
+    pub async fn cmd_result(&self, name: &'static str, args: Vec<String>) -> Result<Value, String> {
+        self.cli
+            .custom(
+                CustomCommand::new_static(name, ClusterHash::FirstKey, false),
+                args,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Runs any Redis command, as redis-cli would.
     pub async fn cmd(&self, name: &'static str, args: Vec<String>) -> Value {
         redis_cmd(&self.cli, name, args).await
@@ -228,13 +239,15 @@ impl Drop for Harness {
 /// Calls a train script directly with EVAL (as a client library's retry
 /// would re-send it): the train's ten keys plus `idem_keys`, the common
 /// arguments (lock token, lock PX 3000, memory 24 h, `limit` seats per user),
-/// then `members`.
+/// then the one train's key index (1), member count and `members` (`width`
+/// fields each, flat).
 pub async fn eval_train_script(
     cli: &fred::prelude::Client,
     script: &str,
     train: &str,
     idem_keys: &[&str],
     limit: u64,
+    width: usize,
     members: Vec<String>,
 ) -> Result<Value, String> {
     let mut keys: Vec<String> = train_reservation::store::scripts::TRAIN_KEYS
@@ -254,6 +267,7 @@ pub async fn eval_train_script(
         "86400000".into(),
         limit.to_string(),
     ]);
+    args.extend(["1".into(), (members.len() / width).to_string()]);
     args.extend(members);
     cli.custom::<Value, String>(
         CustomCommand::new_static("EVAL", ClusterHash::FirstKey, false),
