@@ -5,8 +5,14 @@
 //! everything that must be atomic happens inside Redis and these files only name
 //! keys, pass arguments and decode replies. They decide nothing: the status a
 //! script returns is the HTTP status the client gets.
+//!
+//! Two things only replicas and clusters need have their own files: the `WAIT`
+//! after a write when `REPLICA_ACKS` is set (`replicas`), and the script
+//! caches of every primary for `/readyz` (`primaries`).
 
 mod holds;
+mod primaries;
+mod replicas;
 mod reservations;
 pub mod scripts;
 mod trains;
@@ -94,6 +100,8 @@ pub struct Store {
     /// ARGV[2..=4] of every train script: lock PX, memory, per-user limit.
     common: [String; 3],
     timeout: Duration,
+    /// `REPLICA_ACKS`: replicas that must acknowledge each write (see `replicas`).
+    replica_acks: u32,
 }
 
 impl Store {
@@ -140,6 +148,7 @@ impl Store {
                 config.max_seats_per_user.to_string(),
             ],
             timeout,
+            replica_acks: config.replica_acks,
         })
     }
 
@@ -176,7 +185,8 @@ impl Store {
 
     /// One call of a train script (prelude.lua + its own part): the train's
     /// keys, the common ARGV (lock token, lock PX, memory, per-user limit),
-    /// then the members.
+    /// then the members. Every train script writes, so with `REPLICA_ACKS` the
+    /// call waits for the replicas (`eval_write`).
     async fn call_train<R: FromValue>(
         &self,
         script: &Script,
@@ -188,7 +198,9 @@ impl Store {
         args.push(token);
         args.extend(self.common.iter().cloned());
         args.extend(members);
-        self.eval(script, keys.into_list(), args).await
+        let value = self.eval_write(script, keys.into_list(), args).await?;
+        R::from_value(value)
+            .map_err(|e| StoreError::Failed(format!("unexpected script reply: {e}")))
     }
 
     /// One `EVALSHA`. On NOSCRIPT (Redis restarted, failed over, or an
