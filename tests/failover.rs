@@ -54,11 +54,7 @@ async fn replica_acks_wait_for_the_replica_or_answer_503() {
     let replica_dir = dir.path().join("replica");
     let replica_port = free_port().expect("port");
     let replica = start_replica(&replica_dir, replica_port, primary.port());
-    let h = Harness::start_on(&primary.url(), |c| {
-        c.replica_acks = 1;
-        c.request_timeout_ms = 500;
-    })
-    .await;
+    let h = Harness::start_on(&primary.url(), |c| c.replica_acks = 1).await;
     h.create_train("acked", 1_000).await;
 
     // A swarm: every answer a 200, fewer WAITs than reservations (one per
