@@ -120,6 +120,12 @@ pub struct Config {
         hide_env_values = true
     )]
     pub auth_jwt_secret: Option<String>,
+
+    /// Replicas that must acknowledge a write (WAIT, on the connection that
+    /// ran the script) before the service answers it; fewer: 503. 0 = do not wait.
+    #[arg(long = "replica-acks", env = "REPLICA_ACKS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub replica_acks: u32,
 }
 
 impl Config {
@@ -219,6 +225,12 @@ mod tests {
         assert!(Config::try_parse_from(["t", "--default-train", "a b"]).is_err());
         assert!(Config::try_parse_from(["t", "--key-prefix", "x{y}"]).is_err());
         assert!(Config::try_parse_from(["t", "--lock-ttl-ms", "0"]).is_err());
+        assert_eq!(Config::parse_from(["t"]).replica_acks, 0);
+        assert_eq!(
+            Config::parse_from(["t", "--replica-acks", "1"]).replica_acks,
+            1
+        );
+        assert!(Config::try_parse_from(["t", "--replica-acks", "-1"]).is_err());
     }
 
     #[test]

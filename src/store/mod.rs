@@ -5,8 +5,14 @@
 //! everything that must be atomic happens inside Redis and these files only name
 //! keys, pass arguments and decode replies. They decide nothing: the status a
 //! script returns is the HTTP status the client gets.
+//!
+//! Two things only replicas and clusters need have their own files: the `WAIT`
+//! after a write when `REPLICA_ACKS` is set (`replicas`), and the script
+//! caches of every primary for `/readyz` (`primaries`).
 
 mod holds;
+mod primaries;
+mod replicas;
 mod reservations;
 pub mod scripts;
 mod trains;
@@ -96,6 +102,8 @@ pub struct Store {
     /// A Redis Cluster: one script call may only touch one hash slot.
     clustered: bool,
     timeout: Duration,
+    /// `REPLICA_ACKS`: replicas that must acknowledge each write (see `replicas`).
+    replica_acks: u32,
 }
 
 impl Store {
@@ -144,6 +152,7 @@ impl Store {
                 config.max_seats_per_user.to_string(),
             ],
             timeout,
+            replica_acks: config.replica_acks,
         })
     }
 
@@ -195,7 +204,8 @@ impl Store {
     /// (lock token, lock PX, memory, per-user limit), then per train the
     /// index of its first key, its member count and its members' `fields`
     /// (in arrival order within the train). Returns `width` reply values per
-    /// member, in the batch's order.
+    /// member, in the batch's order. Every train script writes, so with
+    /// `REPLICA_ACKS` the call waits for the replicas (`eval_write`).
     async fn call_trains<M>(
         &self,
         script: &Script,
@@ -235,7 +245,9 @@ impl Store {
             }
         }
         keys.extend(records.names);
-        let reply: Vec<Value> = self.eval(script, keys, args).await?;
+        let reply = self.eval_write(script, keys, args).await?;
+        let reply: Vec<Value> = FromValue::from_value(reply)
+            .map_err(|e| StoreError::Failed(format!("unexpected script reply: {e}")))?;
         let mut answers: Vec<Vec<Value>> = vec![Vec::new(); batch.len()];
         for (answer, at) in per_member(reply, width, batch.len())?
             .into_iter()

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod cluster;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use fred::{
@@ -61,6 +63,28 @@ impl Harness {
             http: http_client(),
             cli,
             dir,
+        };
+        harness.wait_ready().await;
+        harness
+    }
+
+    /// The service against a Redis this harness did not start (a `Cluster`,
+    /// which the test keeps and drops after the harness). `cli` is a client of
+    /// that URL, so on a cluster it follows the keys to their primaries.
+    pub async fn start_on(redis_url: &str, adjust: impl FnOnce(&mut Config)) -> Harness {
+        let mut config = Config::for_tests(redis_url);
+        config.admin_token = Some(ADMIN_TOKEN.to_owned());
+        adjust(&mut config);
+        let server = Server::start(config, redis_url)
+            .await
+            .expect("server starts");
+        let harness = Harness {
+            server: Some(server),
+            redis: None,
+            redis_url: redis_url.to_owned(),
+            http: http_client(),
+            cli: redis_client(redis_url).await,
+            dir: tempfile::tempdir().expect("temp dir"),
         };
         harness.wait_ready().await;
         harness
@@ -450,13 +474,25 @@ pub struct Load {
 
 impl Load {
     pub fn start(h: &Harness, workers: usize, max_each: usize, body: Json) -> Load {
+        Load::start_over(&h.http, vec![(h.url("/reserve"), body)], workers, max_each)
+    }
+
+    /// The same over several (URL, body) targets: worker `i` posts to
+    /// `targets[i % targets.len()]` (several trains, several instances).
+    pub fn start_over(
+        http: &reqwest::Client,
+        targets: Vec<(String, Json)>,
+        workers: usize,
+        max_each: usize,
+    ) -> Load {
         use std::sync::{atomic::*, Arc};
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicUsize::new(0));
         let ok = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..workers {
-            let (http, url, body) = (h.http.clone(), h.url("/reserve"), body.clone());
+        for worker in 0..workers {
+            let (url, body) = targets[worker % targets.len()].clone();
+            let http = http.clone();
             let (stop, done, ok) = (stop.clone(), done.clone(), ok.clone());
             tasks.spawn(async move {
                 let mut results = Vec::new();
