@@ -41,5 +41,5 @@ if rec then
 end
 write_counters(ts)
 flush_users(t)
-unlock(t)
+unlock(ts)
 return {status, status == 200 and t.stock_n or 0, seats}

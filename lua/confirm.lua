@@ -71,8 +71,6 @@ for _, t in ipairs(ts) do
 end
 
 write_counters(ts)
-for _, t in ipairs(ts) do
-  flush_users(t)
-  if t.exists and not t.lock_left then unlock(t) end
-end
+for _, t in ipairs(ts) do flush_users(t) end
+unlock(ts)
 return out

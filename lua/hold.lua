@@ -105,8 +105,6 @@ for _, t in ipairs(ts) do
 end
 
 write_counters(ts)
-for _, t in ipairs(ts) do
-  flush_users(t)
-  if t.locked == false then unlock(t) end
-end
+for _, t in ipairs(ts) do flush_users(t) end
+unlock(ts)
 return out

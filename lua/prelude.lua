@@ -104,16 +104,31 @@ local function now()
   return clock
 end
 
--- Takes a train's lock: nil when ours, else ms until the other holder's frees.
+-- Takes a train's lock: nil when ours (t.mine), else ms until the other
+-- holder's frees.
 local function lock(t)
-  if redis.call('SET', t.lock, TOKEN, 'NX', 'PX', LOCK_TTL) then return nil end
+  if redis.call('SET', t.lock, TOKEN, 'NX', 'PX', LOCK_TTL) then
+    t.mine = true
+    return nil
+  end
   local left = redis.call('PTTL', t.lock)
   return left > 0 and left or LOCK_TTL
 end
 
--- Compare-and-delete, as the design card says: only our own token is deleted.
-local function unlock(t)
-  if redis.call('GET', t.lock) == TOKEN then redis.call('DEL', t.lock) end
+-- Compare-and-delete, as the design card says: only our own token is
+-- deleted. For every train whose lock we took (t.mine), one MGET compares them
+-- all and one DEL removes those that still hold our token.
+local function unlock(ts)
+  local keys = {}
+  for _, t in ipairs(ts) do
+    if t.mine then keys[#keys + 1] = t.lock end
+  end
+  if #keys == 0 then return end
+  local tokens, ours = redis.call('MGET', unpack(keys)), {}
+  for i, key in ipairs(keys) do
+    if tokens[i] == TOKEN then ours[#ours + 1] = key end
+  end
+  if #ours > 0 then redis.call('DEL', unpack(ours)) end
 end
 
 -- Seats per user on a train (`users`, keyed by the plain user id; users

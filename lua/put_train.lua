@@ -22,5 +22,5 @@ if left then return {429, left} end
 -- history, and a stored answer for it would only replay.
 redis.call('DEL', t.sold, t.held_key, t.reservations, t.holds, t.expiry, t.users, t.ended)
 redis.call('MSET', t.stock, capacity, t.capacity, capacity)
-unlock(t)
+unlock(ts)
 return {exists and 200 or 201, 0}

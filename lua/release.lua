@@ -24,7 +24,7 @@ reclaim(t)
 local function finish(status, seats)
   write_counters(ts)
   flush_users(t)
-  unlock(t)
+  unlock(ts)
   return {status, status == 200 and t.stock_n or 0, seats}
 end
 local rec = redis.call('HGET', t.holds, id)
