@@ -1,12 +1,15 @@
 # train-reservation: the commands a developer and CI use.
 #   make run       build and run the service (private redis-server under ./data/redis)
-#   make test      unit + integration tests against real redis-servers, a Locust smoke run,
-#                  then the operations checks (tests/ops: metrics, schemathesis, /docs in Chromium)
+#   make test      compose-check, unit + integration tests against real redis-servers, a Locust
+#                  smoke run, then the operations checks (tests/ops: metrics, schemathesis,
+#                  /docs in Chromium)
+#   make compose-check  docker-compose.yml checked by docker-compose itself, for every profile
 #   make loadtest  a longer Locust swarm against a fresh service
 #   make bench     throughput and latency figures (see README "Performance")
 #   make screenshots  refresh docs/swagger-ui*.png from the browser check
-# redis-server and chromium are installed with apt-get when missing and running
-# as root; otherwise the target stops and says how to install them.
+# redis-server, docker-compose and chromium are installed with apt-get when
+# missing and running as root; otherwise the target stops and says how to
+# install them.
 
 VENV          ?= .venv
 LOCUST        := $(VENV)/bin/locust
@@ -15,13 +18,18 @@ OPS_REQUIREMENTS := tests/ops/requirements.txt
 OPS_INSTALLED := $(VENV)/.ops-requirements
 CARGO         ?= cargo
 
-.PHONY: run test loadtest bench redis chromium venv screenshots clean
+.PHONY: run test loadtest bench redis chromium venv compose-check screenshots clean
 
 redis:
 	@scripts/ensure-redis.sh
 
 chromium:
 	@scripts/ensure-chromium.sh
+
+# Parses docker-compose.yml (no Docker engine needed) with secrets unset and
+# with .env.example; tests/deploy.rs checks the Dockerfile.
+compose-check:
+	@scripts/check-compose.sh
 
 # Locust, schemathesis and the other Python test tools live in a git-ignored
 # virtualenv under the project.
@@ -40,7 +48,7 @@ venv: $(LOCUST) $(OPS_INSTALLED)
 run: redis
 	$(CARGO) run --release --locked
 
-test: redis venv chromium
+test: redis venv compose-check chromium
 	$(CARGO) test --locked
 	scripts/locust-smoke.sh target/debug/train-reservation $(VENV)
 	TRAIN_RESERVATION_BIN=target/debug/train-reservation $(VENV)/bin/pytest -q tests/ops

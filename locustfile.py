@@ -5,8 +5,8 @@ expected answers count as successes: 200 (a seat), 400 (sold out) and 429
 (the train's lock is held). Anything else (404, 422, 5xx, a connection
 error) is a failure. When the test stops, the train(s) are read back with
 GET /trains/{id}; the run fails (exit code 1) if a train shows remaining < 0,
-capacity != remaining + sold, a lock left behind, or (if asked) a sold count
-other than the one expected.
+capacity != remaining + sold + held, a lock left behind, or (if asked) a
+sold count other than the one expected.
 
 User classes (pick them at the end of the command line, or with Locust's own
 LOCUST_USER_CLASSES variable):
@@ -14,6 +14,9 @@ LOCUST_USER_CLASSES variable):
     ReserveUser     one train, LOCUST_TRAIN (the default when no class is named)
     MultiTrainUser  LOCUST_TRAINS trains named "<LOCUST_TRAIN>-0" .. "-<N-1>";
                     opt-in: it runs only when named
+    CheckoutUser    the checkout flow on LOCUST_TRAIN: hold a seat, think
+                    briefly, then confirm, release, or walk away and let the
+                    hold expire (LOCUST_HOLD_TTL_MS); opt-in
 
 Environment:
 
@@ -25,6 +28,8 @@ Environment:
     ADMIN_TOKEN         bearer token for that PUT
     LOCUST_EXPECT_SOLD  if set: at test stop, each train used must show exactly
                         this many seats sold
+    LOCUST_HOLD_TTL_MS  ttl_ms of CheckoutUser's holds (default 2000: abandoned
+                        holds expire within the run)
 
 Run (the host always comes from --host):
 
@@ -49,6 +54,7 @@ import json
 import logging
 import os
 import random
+import time
 
 import requests
 from locust import HttpUser, between, events, task
@@ -59,6 +65,7 @@ TRAINS = int(os.environ.get("LOCUST_TRAINS", "4"))
 STOCK = os.environ.get("LOCUST_STOCK")
 ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN")
 EXPECT_SOLD = os.environ.get("LOCUST_EXPECT_SOLD")
+HOLD_TTL_MS = int(os.environ.get("LOCUST_HOLD_TTL_MS", "2000"))
 
 if TRAINS < 1:
     raise ValueError(f"LOCUST_TRAINS must be at least 1, got {TRAINS}")
@@ -77,11 +84,7 @@ _user_numbers = itertools.count(1)
 def _reserve(user, train_id, name):
     body = {"train_id": train_id, "user_id": user.user_id, "seats": 1}
     with user.client.post("/reserve", json=body, name=name, catch_response=True) as resp:
-        if resp.status_code in EXPECTED_STATUSES:
-            resp.success()
-        else:
-            detail = (resp.text or "")[:300] if resp.status_code else repr(resp.error)
-            resp.failure(f"status {resp.status_code}: {detail}")
+        _expect(resp, EXPECTED_STATUSES)
 
 
 class ReserveUser(HttpUser):
@@ -122,6 +125,54 @@ class MultiTrainUser(HttpUser):
     @staticmethod
     def trains():
         return [f"{TRAIN_ID}-{i}" for i in range(TRAINS)]
+
+
+class CheckoutUser(HttpUser):
+    """A buyer who holds a seat while paying: hold, think briefly, then
+    confirm (60%), release (20%), or walk away and let the hold expire (20%).
+
+    Opt-in, like MultiTrainUser. Expected answers: a hold 201, 400 (sold out),
+    409 (per-user limit), 429 (locked); a confirm or release 200, 410 (the
+    hold expired while the buyer thought), 429.
+    """
+
+    weight = 1
+    wait_time = between(0, 0.05)
+
+    def on_start(self):
+        self.user_id = f"locust-checkout-{os.getpid()}-{next(_user_numbers)}"
+
+    @task
+    def checkout(self):
+        body = {"user_id": self.user_id, "seats": 1, "ttl_ms": HOLD_TTL_MS}
+        path = f"/trains/{TRAIN_ID}/holds"
+        with self.client.post(path, json=body, name="/trains/{id}/holds", catch_response=True) as resp:
+            _expect(resp, (201, 400, 409, 429))
+            hold_id = resp.json().get("hold_id") if resp.status_code == 201 else None
+        if not hold_id:
+            return
+        time.sleep(random.uniform(0, HOLD_TTL_MS / 1000 * 0.75))
+        roll = random.random()
+        if roll < 0.6:
+            with self.client.post(f"{path}/{hold_id}/confirm", name="/trains/{id}/holds/{hold_id}/confirm",
+                                  catch_response=True) as resp:
+                _expect(resp, (200, 410, 429))
+        elif roll < 0.8:
+            with self.client.delete(f"{path}/{hold_id}", name="/trains/{id}/holds/{hold_id}",
+                                    catch_response=True) as resp:
+                _expect(resp, (200, 410, 429))
+
+    @staticmethod
+    def trains():
+        return [TRAIN_ID]
+
+
+def _expect(resp, statuses):
+    if resp.status_code in statuses:
+        resp.success()
+    else:
+        detail = (resp.text or "")[:300] if resp.status_code else repr(resp.error)
+        resp.failure(f"status {resp.status_code}: {detail}")
 
 
 @events.init.add_listener
@@ -201,21 +252,22 @@ def _check_trains(environment, **_kwargs):
             continue
         try:
             state = resp.json()
-            capacity, remaining, sold = (int(state[k]) for k in ("capacity", "remaining", "sold"))
+            capacity, remaining, sold, held = (int(state[k]) for k in ("capacity", "remaining", "sold", "held"))
             locked = state["locked"]
         except (ValueError, KeyError, TypeError) as exc:
             _fail(environment, f"train {train}: unexpected body {resp.text[:300]!r}: {exc}")
             continue
         problems = []
-        if remaining < 0:
-            problems.append(f"remaining {remaining} < 0")
-        if capacity != remaining + sold:
-            problems.append(f"capacity {capacity} != remaining {remaining} + sold {sold}")
+        if remaining < 0 or held < 0:
+            problems.append(f"remaining {remaining} or held {held} < 0")
+        if capacity != remaining + sold + held:
+            problems.append(f"capacity {capacity} != remaining {remaining} + sold {sold} + held {held}")
         if locked:
             problems.append(f"lock left behind (ttl {state.get('lock_ttl_ms')} ms)")
         if EXPECT_SOLD is not None and sold != EXPECT_SOLD:
             problems.append(f"sold {sold}, expected {EXPECT_SOLD}")
-        summary = f"train {train}: capacity={capacity} remaining={remaining} sold={sold} locked={json.dumps(locked)}"
+        summary = (f"train {train}: capacity={capacity} remaining={remaining} sold={sold} "
+                   f"held={held} locked={json.dumps(locked)}")
         if problems:
             _fail(environment, f"{summary}: FAIL: {'; '.join(problems)}")
         else:

@@ -9,9 +9,19 @@ binary in front of it:
   1. wrk, 64 connections, POST /reserve on a train with a very large stock,
      after a warm-up: successful reservations/s, p50, p99, errors;
   2. wrk, 1 connection: latency when traffic is light;
-  3. redis-benchmark running the project's own lua/reserve.lua with realistic
-     arguments (a fresh reservation id per call via -r), 50 clients,
-     unpipelined: the ceiling of one script call per reservation.
+  3. wrk, 64 connections, POST /trains/{id}/holds: holds/s (group-committed
+     like reservations);
+  3b. wrk, 64 connections, POST /reserve spread uniformly over 1,000 trains
+     (bench/spread.lua): group commit across trains, and its ratio to the
+     one hot train;
+  4. redis-benchmark running the project's own reserve script (prelude.lua +
+     reserve.lua) with realistic arguments (a fresh reservation id per call
+     via -r), 50 clients, unpipelined: the ceiling of one script call per
+     reservation.
+
+With BENCH_BASELINE=/path/to/an/older/train-reservation, the no-persistence
+pass also runs the 64-connection /reserve load against that binary, on the
+same Redis, so two versions compare within one run.
 
 Then what metrics recording costs on the hot path: the 64-connection pass
 (no persistence) against two services on one Redis, one recording metrics
@@ -43,9 +53,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "train-reservation"
 WRK_SCRIPT = ROOT / "bench" / "reserve.lua"
-# As the service sends it: the shared prelude, then reserve.lua's own part.
-RESERVE_LUA = (ROOT / "lua" / "prelude.lua", ROOT / "lua" / "reserve.lua")
+WRK_HOLD_SCRIPT = ROOT / "bench" / "hold.lua"
+WRK_SPREAD_SCRIPT = ROOT / "bench" / "spread.lua"
+SPREAD_TRAINS = 1000
+RESERVE_LUA = (ROOT / "lua" / "prelude.lua").read_text() + (ROOT / "lua" / "reserve.lua").read_text()
 TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "holds", "hold_expiry", "users", "ended")
+BASELINE = os.environ.get("BENCH_BASELINE")
 STOCK = 1_000_000_000
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = 2
@@ -122,12 +135,12 @@ def start_redis(procs, tmp, aof):
     return p, port
 
 
-def start_service(procs, tmp, redis_port, **extra_env):
+def start_service(procs, tmp, redis_port, binary=BINARY, url=None, **extra_env):
     port = free_port()
-    env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{redis_port}",
+    env = dict(os.environ, REDIS_URL=url or f"redis://127.0.0.1:{redis_port}",
                BIND_ADDR=f"127.0.0.1:{port}", RUST_LOG="warn", **extra_env)
     log = open(tmp / f"service-{port}.log", "w")
-    p = procs.start([str(BINARY)], env=env, stdout=log, stderr=log, cwd=tmp)
+    p = procs.start([str(binary)], env=env, stdout=log, stderr=log, cwd=tmp)
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), "service")
     return p, port
 
@@ -137,11 +150,12 @@ def to_ms(value):
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(port, connections, seconds):
+def wrk(port, connections, seconds, script=WRK_SCRIPT, path="/reserve", trains=SPREAD_TRAINS):
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(WRK_SCRIPT),
-         f"http://127.0.0.1:{port}/reserve"],
-        capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+        env=dict(os.environ, TRAINS=str(trains))).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -163,14 +177,14 @@ def cpu_seconds(pid):
 def reserve_benchmark(port):
     """redis-benchmark on reserve.lua alone: one reservation per call, as
     the service would send with nobody else queued."""
-    sha = redis_cli(port, "SCRIPT", "LOAD", "".join(p.read_text() for p in RESERVE_LUA))
+    sha = redis_cli(port, "SCRIPT", "LOAD", RESERVE_LUA)
     train = "{rb}"
     redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
     keys = [f"train:{train}:{k}" for k in TRAIN_KEYS]
-    # ARGV: lock token, lock PX, memory (24 h), per-user limit (0 = none), then
-    # one reservation: id, seats, user id (JSON), idempotency record (0 = none),
-    # fingerprint.
-    args = ["tok-__rand_int__", "3000", "86400000", "0", "rb-__rand_int__", "1", '"u-1"', "0", ""]
+    # ARGV: lock token, lock PX, memory PX, per-user limit (0 = off), then the
+    # one train (its first key, 1 member) and one reservation: id, seats, user
+    # (JSON), idempotency record (0 = none), fingerprint.
+    args = ["tok-__rand_int__", "3000", "86400000", "0", "1", "1", "rb-__rand_int__", "1", '"u-1"', "0", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],
@@ -181,14 +195,35 @@ def reserve_benchmark(port):
 
 
 def check_train(port, train):
-    stock, sold, capacity = (int(v or 0) for v in redis_cli(
-        port, "MGET", f"train:{train}:stock", f"train:{train}:sold", f"train:{train}:capacity").split("\n"))
-    held = int(redis_cli(port, "HLEN", f"train:{train}:reservations"))
-    # Every bench reservation is one seat: one hash entry per seat sold.
-    if stock < 0 or stock + sold != capacity or held != sold:
-        raise SystemExit(f"bench: train {train} is inconsistent: stock={stock} sold={sold} "
-                         f"capacity={capacity} reservations={held}")
+    stock, sold, held, capacity = (int(v or 0) for v in redis_cli(
+        port, "MGET", f"train:{train}:stock", f"train:{train}:sold", f"train:{train}:held",
+        f"train:{train}:capacity").split("\n"))
+    booked = int(redis_cli(port, "HLEN", f"train:{train}:reservations"))
+    holds = int(redis_cli(port, "HLEN", f"train:{train}:holds"))
+    # Every bench reservation and hold is one seat: one hash entry per seat.
+    if stock < 0 or stock + sold + held != capacity or booked != sold or holds != held:
+        raise SystemExit(f"bench: train {train} is inconsistent: stock={stock} sold={sold} held={held} "
+                         f"capacity={capacity} reservations={booked} holds={holds}")
     return sold
+
+
+def check_spread(port, trains=SPREAD_TRAINS):
+    """Every spread train consistent, in one script call (not 1,000 redis-cli runs)."""
+    check = """
+    local bad = 0
+    for i = 1, #KEYS, 3 do
+      local stock = tonumber(redis.call('GET', KEYS[i]) or '0')
+      local sold = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+      local capacity = tonumber(redis.call('GET', KEYS[i + 2]) or '0')
+      local booked = redis.call('HLEN', string.sub(KEYS[i], 1, -6) .. 'reservations')
+      if stock < 0 or stock + sold ~= capacity or booked ~= sold then bad = bad + 1 end
+    end
+    return bad
+    """
+    keys = [f"train:{{s-{i}}}:{k}" for i in range(trains) for k in ("stock", "sold", "capacity")]
+    bad = int(redis_cli(port, "EVAL", check, len(keys), *keys))
+    if bad:
+        raise SystemExit(f"bench: {bad} of the spread trains are inconsistent")
 
 
 def run_pass(procs, tmp, aof):
@@ -198,12 +233,112 @@ def run_pass(procs, tmp, aof):
     wrk(port, CONNECTIONS, WARMUP)
     many = wrk(port, CONNECTIONS, SECONDS)
     one = wrk(port, 1, max(SECONDS // 2, 2))
+    redis_cli(redis_port, "MSET", "train:{hbench}:stock", STOCK, "train:{hbench}:capacity", STOCK)
+    holds = wrk(port, CONNECTIONS, max(SECONDS // 2, 2), WRK_HOLD_SCRIPT, "/trains/hbench/holds")
+    kv = [x for i in range(SPREAD_TRAINS) for x in (f"train:{{s-{i}}}:stock", STOCK, f"train:{{s-{i}}}:capacity", STOCK)]
+    redis_cli(redis_port, "MSET", *kv)
+    wrk(port, CONNECTIONS, WARMUP, WRK_SPREAD_SCRIPT)
+    spread = wrk(port, CONNECTIONS, SECONDS, WRK_SPREAD_SCRIPT)
+    check_spread(redis_port)
     rss_kib = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{service.pid}/status").read_text()).group(1))
     check_train(redis_port, "{bench}")
+    check_train(redis_port, "{hbench}")
     procs.stop(service)
+    baseline = None
+    if BASELINE and not aof:
+        redis_cli(redis_port, "DEL", "train:{bench}:reservations", "train:{bench}:sold")
+        redis_cli(redis_port, "MSET", "train:{bench}:stock", STOCK, "train:{bench}:capacity", STOCK)
+        old, old_port = start_service(procs, tmp, redis_port, BASELINE)
+        wrk(old_port, CONNECTIONS, WARMUP)
+        baseline = wrk(old_port, CONNECTIONS, SECONDS)
+        procs.stop(old)
     rb = reserve_benchmark(redis_port)
     procs.stop(redis)
-    return {"many": many, "one": one, "rss_mib": rss_kib / 1024, "redis_benchmark": rb}
+    return {"many": many, "one": one, "holds": holds, "spread": spread, "baseline": baseline,
+            "rss_mib": rss_kib / 1024, "redis_benchmark": rb}
+
+
+CLUSTER_TRAINS = 300
+
+
+def redis_cpu(port):
+    info = redis_cli(port, "INFO", "cpu")
+    return sum(float(v) for k, v in re.findall(r"(used_cpu_(?:sys|user)):([\d.]+)", info))
+
+
+def script_calls(port):
+    stats = redis_cli(port, "INFO", "commandstats")
+    return sum(int(n) for n in re.findall(r"cmdstat_eval(?:sha)?:calls=(\d+)", stats))
+
+
+def free_cluster_port():
+    """A free port whose cluster bus port (+10000) is free and valid too."""
+    import random
+    for _ in range(100):
+        port = random.randint(20000, 40000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+            return port
+        except OSError:
+            continue
+    raise SystemExit("bench: no free port pair for a cluster node")
+
+
+def start_cluster(procs, tmp):
+    """Three primaries, no replicas, no persistence: the scale-out case."""
+    ports = []
+    for _ in range(3):
+        port = free_cluster_port()
+        data = tmp / f"cluster-{port}"
+        data.mkdir()
+        procs.start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+                     "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
+                     "--cluster-config-file", str(data / "nodes.conf"), "--logfile", str(data / "redis.log")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda p=port: redis_cli(p, "PING") == "PONG", "cluster node")
+        ports.append(port)
+    subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-yes"],
+                   capture_output=True, text=True, timeout=60, check=True)
+    for p in ports:
+        wait_until(lambda p=p: "cluster_state:ok" in redis_cli(p, "CLUSTER", "INFO"), "cluster_state:ok")
+    return ports
+
+
+def scale_out(procs, tmp):
+    """The same uniform load over 300 trains on one Redis and on three
+    primaries: rate, script calls per primary, Redis CPU per reservation."""
+    rows = {}
+    single, single_port = start_redis(procs, tmp, False)
+    rows["1 Redis"] = measure_spread(procs, tmp, [single_port], f"redis://127.0.0.1:{single_port}")
+    procs.stop(single)
+    ports = start_cluster(procs, tmp)
+    url = f"redis-cluster://127.0.0.1:{ports[0]}?" + "&".join(f"node=127.0.0.1:{p}" for p in ports[1:])
+    rows["3 primaries"] = measure_spread(procs, tmp, ports, url)
+    return rows
+
+
+def measure_spread(procs, tmp, ports, url):
+    for i in range(CLUSTER_TRAINS):
+        key = f"train:{{s-{i}}}"
+        subprocess.run(["redis-cli", "-c", "-p", str(ports[0]), "MSET", f"{key}:stock", str(STOCK),
+                        f"{key}:capacity", str(STOCK)], capture_output=True, timeout=10, check=True)
+    service, port = start_service(procs, tmp, None, url=url)
+    wrk(port, CONNECTIONS, WARMUP, WRK_SPREAD_SCRIPT, trains=CLUSTER_TRAINS)
+    for p in ports:
+        redis_cli(p, "CONFIG", "RESETSTAT")
+    cpu0 = [redis_cpu(p) for p in ports]
+    result = wrk(port, CONNECTIONS, SECONDS, WRK_SPREAD_SCRIPT, trains=CLUSTER_TRAINS)
+    cpu = [redis_cpu(p) - c for p, c in zip(ports, cpu0)]
+    calls = [script_calls(p) for p in ports]
+    procs.stop(service)
+    booked = result["rate"] * SECONDS
+    mean = sum(calls) / len(calls)
+    # Each node's share of the reservations is its share of the script calls.
+    result.update(calls=calls, spread=max(abs(c - mean) / mean for c in calls) if mean else 0,
+                  cpu_us=[1e6 * c / max(booked * n / max(sum(calls), 1), 1) for c, n in zip(cpu, calls)])
+    return result
 
 
 def metrics_overhead(procs, tmp):
@@ -250,6 +385,7 @@ def main():
             for name, aof in (("no persistence", False), ("AOF always", True)):
                 if not OVERHEAD_ONLY:
                     results[name] = run_pass(procs, Path(tmp), aof)
+            scale = {} if OVERHEAD_ONLY else scale_out(procs, Path(tmp))
             overhead = metrics_overhead(procs, Path(tmp))
     finally:
         procs.stop_all()
@@ -265,7 +401,31 @@ def main():
             print(f"| {name} | {label} | {w['rate']:.0f} | {w['p50']:.2f} | {w['p99']:.2f} | {w['errors']} "
                   f"| {r['rss_mib']:.1f} | {w['rate'] / r['redis_benchmark']:.2f}x |")
             failed |= w["errors"] > 0
-        print(f"| {name} | redis-benchmark reserve.lua | {r['redis_benchmark']:.0f} | | | | | 1.00x |")
+        sp = r["spread"]
+        print(f"| {name} | {CONNECTIONS} conns, {SPREAD_TRAINS} trains uniform | {sp['rate']:.0f} | {sp['p50']:.2f} "
+              f"| {sp['p99']:.2f} | {sp['errors']} | | {sp['rate'] / r['redis_benchmark']:.2f}x |")
+        print(f"| {name} | {SPREAD_TRAINS} trains / one hot train | {sp['rate'] / r['many']['rate']:.2f}x | | | | | |")
+        failed |= sp["errors"] > 0
+        h = r["holds"]
+        print(f"| {name} | {CONNECTIONS} conns, POST /trains/{{id}}/holds | {h['rate']:.0f} | {h['p50']:.2f} "
+              f"| {h['p99']:.2f} | {h['errors']} | | {h['rate'] / r['redis_benchmark']:.2f}x |")
+        failed |= h["errors"] > 0
+        if r["baseline"]:
+            b = r["baseline"]
+            print(f"| {name} | {CONNECTIONS} conns, BENCH_BASELINE | {b['rate']:.0f} | {b['p50']:.2f} "
+                  f"| {b['p99']:.2f} | {b['errors']} | | {b['rate'] / r['redis_benchmark']:.2f}x |")
+            print(f"| {name} | this build / baseline | {r['many']['rate'] / b['rate']:.2f}x | | | | | |")
+        print(f"| {name} | redis-benchmark reserve script | {r['redis_benchmark']:.0f} | | | | | 1.00x |")
+    if scale:
+        print(f"\nScale-out, no persistence: {CONNECTIONS} conns, POST /reserve uniform over {CLUSTER_TRAINS} trains. "
+              "On two shared cores the HTTP side limits the rate; what scales is the spread of script calls "
+              "and Redis CPU per reservation on each primary.\n")
+        print("| Redis | reservations/s | p99 ms | errors | script calls per node | spread from the mean | Redis CPU us per reservation, per node |")
+        print("| --- | ---: | ---: | ---: | --- | ---: | --- |")
+    for name, r in scale.items():
+        print(f"| {name} | {r['rate']:.0f} | {r['p99']:.2f} | {r['errors']} | {', '.join(map(str, r['calls']))} "
+              f"| {100 * r['spread']:.0f}% | {', '.join(f'{c:.1f}' for c in r['cpu_us'])} |")
+        failed |= r["errors"] > 0
     print(f"\nMetrics overhead: no persistence, {CONNECTIONS} conns, hot train; {OVERHEAD_ROUNDS} alternating "
           f"{OVERHEAD_SECONDS} s runs each, medians\n")
     print("| metrics recording | reservations/s | service CPU µs per reservation | runs (reservations/s) |")

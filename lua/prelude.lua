@@ -1,57 +1,98 @@
--- prelude.lua: what every script that changes a train shares. The service
+-- prelude.lua: what every script that changes trains shares. The service
 -- sends it in front of each script's own text (src/store/scripts.rs), so each
 -- script stays one self-contained EVALSHA while the lock, the clock, the hold
 -- expiry and the per-user count are written once.
 --
--- KEYS (the same for every train script; all in the train's hash-tag slot):
---   1 stock  2 capacity  3 sold  4 held  5 lock  6 reservations  7 holds
---   8 hold_expiry  9 users  10 ended  11.. idempotency records named by members
--- ARGV (the same first four): 1 lock token (a fresh UUID)  2 lock PX in ms
---   3 memory in ms (idempotency records and ended ids are kept this long)
---   4 seats one user may have on the train (0 = no limit)   5.. the members
+-- One call may carry requests for several trains (group commit batches by
+-- what one call may touch: any keys on one Redis, one hash slot on a
+-- cluster). Each train keeps its own lock, counters and decisions.
+--
+-- KEYS: 10 per train, in this order: 1 stock  2 capacity  3 sold  4 held
+--   5 lock  6 reservations  7 holds  8 hold_expiry  9 users  10 ended;
+--   then the idempotency records the members name.
+-- ARGV: 1 lock token (a fresh UUID)  2 lock PX in ms  3 memory in ms
+--   (idempotency records and ended ids are kept this long)  4 seats one user
+--   may have on a train (0 = no limit); then, per train: the KEYS index of
+--   its stock key, its number of members, and its members' fields.
 --
 -- `ended` is a sorted set of ids that ended, scored by when: `expired:ID` (a
 -- hold's seats went back by expiry: 410 for 24 h), `released:ID` and
--- `cancelled:ID` (a re-sent call must never bring them back). Trimmed here.
+-- `cancelled:ID` (a re-sent call must never bring them back).
 
 local TOKEN, LOCK_TTL = ARGV[1], tonumber(ARGV[2])
 local MEMORY, LIMIT = tonumber(ARGV[3]), tonumber(ARGV[4])
-if #KEYS < 10 or #TOKEN == 0 or not LOCK_TTL or LOCK_TTL < 1 or not MEMORY
-    or MEMORY < 1 or not LIMIT or LIMIT < 0 then
+if #TOKEN == 0 or not LOCK_TTL or LOCK_TTL < 1 or not MEMORY or MEMORY < 1
+    or not LIMIT or LIMIT < 0 then
   return redis.error_reply('ERR train script: bad common arguments')
 end
--- Reclaimed per call: more than one call can create (64), so a train in use
--- never builds up a backlog of expired holds.
+-- Reclaimed per train and call: more than one call can create (64), so a
+-- train in use never builds up a backlog of expired holds.
 local RECLAIM = 128
 
 local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) end
 
--- Splits ARGV[5..] into members of `width` fields each; nil when it does not divide.
-local function members(width)
-  local n = (#ARGV - 4) / width
-  if n < 1 or n % 1 ~= 0 then return nil end
-  local out = {}
-  for i = 1, n do
-    local m = {}
-    for f = 1, width do m[f] = ARGV[4 + (i - 1) * width + f] end
-    out[i] = m
+-- The trains of this call, each {keys..., members = {{field, ...}, ...}}
+-- with `width` fields per member; nil when ARGV does not parse.
+local function trains(width)
+  local out, pos = {}, 5
+  while pos <= #ARGV do
+    local base, n = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
+    if not base or not n or n < 1 or base < 1 or (base - 1) % 10 ~= 0 or base + 9 > #KEYS
+        or pos + 1 + n * width > #ARGV then
+      return nil
+    end
+    local t = {stock = KEYS[base], capacity = KEYS[base + 1], sold = KEYS[base + 2],
+               held_key = KEYS[base + 3], lock = KEYS[base + 4], reservations = KEYS[base + 5],
+               holds = KEYS[base + 6], expiry = KEYS[base + 7], users = KEYS[base + 8],
+               ended = KEYS[base + 9], members = {}, stored_seats = {}, changed = {}}
+    for i = 1, n do
+      local m = {}
+      for f = 1, width do m[f] = ARGV[pos + 1 + (i - 1) * width + f] end
+      t.members[i] = m
+    end
+    out[#out + 1] = t
+    pos = pos + 2 + n * width
   end
+  if #out == 0 then return nil end
   return out
 end
 
 -- A user argument: '' (anonymous) or a JSON string literal ("...").
 local function valid_user(u) return u == '' or string.match(u, '^".*"$') ~= nil end
 
--- stock, sold, held as numbers; nil when the train does not exist. Raises
--- (before any write) when an operator stored something that is not an integer.
-local function counters()
-  local v = redis.call('MGET', KEYS[1], KEYS[3], KEYS[4])
-  if not v[1] then return nil end
-  local stock, sold, held = int(v[1]), int(v[2] or '0'), int(v[3] or '0')
-  if not (stock and sold and held) then
-    error('stock, sold or held of this train is not an integer')
+-- An idempotency record index: 0 (none) or a KEYS index past the trains' keys.
+local function valid_record(k, ntrains) return k == 0 or (k > 10 * ntrains and k <= #KEYS) end
+
+-- Reads every train's stock, sold and held in one MGET (before any write),
+-- into t.stock_n, t.sold_n, t.held_n; t.exists false when its stock is
+-- missing. Raises when an operator stored something that is not an integer.
+local function counters(ts)
+  local keys = {}
+  for i, t in ipairs(ts) do keys[3 * i - 2], keys[3 * i - 1], keys[3 * i] = t.stock, t.sold, t.held_key end
+  local v = redis.call('MGET', unpack(keys))
+  for i, t in ipairs(ts) do
+    t.exists = v[3 * i - 2] ~= false
+    if t.exists then
+      t.stock_n, t.sold_n, t.held_n = int(v[3 * i - 2]), int(v[3 * i - 1] or '0'), int(v[3 * i] or '0')
+      if not (t.stock_n and t.sold_n and t.held_n) then
+        error('stock, sold or held of a train is not an integer')
+      end
+      t.stock_0, t.sold_0, t.held_0 = t.stock_n, t.sold_n, t.held_n
+    end
   end
-  return stock, sold, held
+end
+
+-- Writes back the counters that changed, all trains in one MSET.
+local function write_counters(ts)
+  local kv = {}
+  for _, t in ipairs(ts) do
+    if t.exists then
+      if t.stock_n ~= t.stock_0 then kv[#kv + 1] = t.stock; kv[#kv + 1] = t.stock_n end
+      if t.sold_n ~= t.sold_0 then kv[#kv + 1] = t.sold; kv[#kv + 1] = t.sold_n end
+      if t.held_n ~= t.held_0 then kv[#kv + 1] = t.held_key; kv[#kv + 1] = t.held_n end
+    end
+  end
+  if #kv > 0 then redis.call('MSET', unpack(kv)) end
 end
 
 local clock
@@ -63,40 +104,56 @@ local function now()
   return clock
 end
 
--- Takes the train's lock: nil when ours, else ms until the other holder's frees.
-local function lock()
-  if redis.call('SET', KEYS[5], TOKEN, 'NX', 'PX', LOCK_TTL) then return nil end
-  local left = redis.call('PTTL', KEYS[5])
+-- Takes a train's lock: nil when ours (t.mine), else ms until the other
+-- holder's frees.
+local function lock(t)
+  if redis.call('SET', t.lock, TOKEN, 'NX', 'PX', LOCK_TTL) then
+    t.mine = true
+    return nil
+  end
+  local left = redis.call('PTTL', t.lock)
   return left > 0 and left or LOCK_TTL
 end
 
--- Compare-and-delete, as the design card says: only our own token is deleted.
-local function unlock()
-  if redis.call('GET', KEYS[5]) == TOKEN then redis.call('DEL', KEYS[5]) end
+-- Compare-and-delete, as the design card says: only our own token is
+-- deleted. For every train whose lock we took (t.mine), one MGET compares them
+-- all and one DEL removes those that still hold our token.
+local function unlock(ts)
+  local keys = {}
+  for _, t in ipairs(ts) do
+    if t.mine then keys[#keys + 1] = t.lock end
+  end
+  if #keys == 0 then return end
+  local tokens, ours = redis.call('MGET', unpack(keys)), {}
+  for i, key in ipairs(keys) do
+    if tokens[i] == TOKEN then ours[#ours + 1] = key end
+  end
+  if #ours > 0 then redis.call('DEL', unpack(ours)) end
 end
 
--- Seats per user on this train (`users`, keyed by the plain user id; users
--- arrive here as JSON literals): read once, changed in memory, written by flush.
-local used, changed = {}, {}
-local function seats_of(user)
-  if used[user] == nil then
-    used[user] = tonumber(redis.call('HGET', KEYS[9], cjson.decode(user)) or '0')
+-- Seats per user on a train (`users`, keyed by the plain user id; users
+-- arrive here as JSON literals). Changes add up in memory and are written
+-- once per user by flush_users; the stored count is read only when the
+-- per-user limit needs it.
+local function seats_of(t, user)
+  if t.stored_seats[user] == nil then
+    t.stored_seats[user] = tonumber(redis.call('HGET', t.users, cjson.decode(user)) or '0')
   end
-  return used[user]
+  return t.stored_seats[user] + (t.changed[user] or 0)
 end
-local function charge(user, seats)
-  if user == '' then return end
-  used[user] = seats_of(user) + seats
-  changed[user] = (changed[user] or 0) + seats
+local function charge(t, user, seats)
+  if user ~= '' then t.changed[user] = (t.changed[user] or 0) + seats end
 end
-local function flush_users()
-  for user, delta in pairs(changed) do
+local function flush_users(t)
+  for user, delta in pairs(t.changed) do
     local name = cjson.decode(user)
-    if delta ~= 0 and redis.call('HINCRBY', KEYS[9], name, delta) <= 0 then
-      redis.call('HDEL', KEYS[9], name)
+    if delta > 0 then
+      redis.call('HINCRBY', t.users, name, delta)
+    elseif delta < 0 and redis.call('HINCRBY', t.users, name, delta) <= 0 then
+      redis.call('HDEL', t.users, name)
     end
   end
-  changed = {}
+  t.changed = {}
 end
 
 -- A hold or reservation record: user ('' when anonymous, else its JSON
@@ -111,32 +168,35 @@ local function record(user, seats, field, at)
     ',"' .. field .. '":' .. at .. '}'
 end
 
--- Gives back the seats of up to RECLAIM holds that have expired, oldest first,
--- remembers their ids as expired, and forgets ids that ended over MEMORY ago.
--- Returns the seats given back. Call only while holding the lock.
-local function reclaim()
-  local t = now()
-  redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', t - MEMORY)
-  local ids = redis.call('ZRANGE', KEYS[8], '-inf', t, 'BYSCORE', 'LIMIT', 0, RECLAIM)
-  if #ids == 0 then return 0 end
-  local recs = redis.call('HMGET', KEYS[7], unpack(ids))
+-- Remembers that ids ended (`ended`: {score, member, ...}) and forgets those
+-- that ended over MEMORY ago: trimmed when it grows, so it never only grows.
+local function remember(t, ended)
+  redis.call('ZREMRANGEBYSCORE', t.ended, '-inf', now() - MEMORY)
+  redis.call('ZADD', t.ended, unpack(ended))
+end
+
+-- Gives back the seats of up to RECLAIM of a train's holds that have
+-- expired, oldest first, into t.stock_n and t.held_n, and remembers their ids
+-- as expired. Call only while holding the train's lock. None held: nothing
+-- to do, and no call spent looking.
+local function reclaim(t)
+  if t.held_n <= 0 then return end
+  local ids = redis.call('ZRANGE', t.expiry, '-inf', now(), 'BYSCORE', 'LIMIT', 0, RECLAIM)
+  if #ids == 0 then return end
+  local recs = redis.call('HMGET', t.holds, unpack(ids))
   local seats, ended = 0, {}
   for i, id in ipairs(ids) do
     if recs[i] then
       local user, n, expires = parse(recs[i])
       seats = seats + n
-      charge(user, -n)
+      charge(t, user, -n)
       ended[#ended + 1] = expires; ended[#ended + 1] = 'expired:' .. id
     end
   end
-  redis.call('HDEL', KEYS[7], unpack(ids))
-  redis.call('ZREM', KEYS[8], unpack(ids))
-  if seats > 0 then
-    redis.call('INCRBY', KEYS[1], seats)
-    redis.call('DECRBY', KEYS[4], seats)
-  end
-  if #ended > 0 then redis.call('ZADD', KEYS[10], unpack(ended)) end
-  return seats
+  redis.call('HDEL', t.holds, unpack(ids))
+  redis.call('ZREM', t.expiry, unpack(ids))
+  t.stock_n, t.held_n = t.stock_n + seats, t.held_n - seats
+  if #ended > 0 then remember(t, ended) end
 end
 
 -- The stored answer of an Idempotency-Key (KEYS[k]), decoded; nil when none.

@@ -34,6 +34,7 @@ binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
 venv="$(cd "$2" && pwd)"
 
 train="smoke-$$"
+admin_token="smoke-admin-$$"
 users="${LOCUST_USERS:-200}"
 spawn_rate="${LOCUST_SPAWN_RATE:-100}"
 run_time="${LOCUST_RUN_TIME:-10s}"
@@ -126,7 +127,8 @@ fail() {
 # `exec` keeps the PID: $pid is the service itself, not a subshell.
 (
     cd "$tmp"
-    BIND_ADDR="127.0.0.1:$port" DEFAULT_STOCK="$seats" DEFAULT_TRAIN="$train" exec "$binary"
+    BIND_ADDR="127.0.0.1:$port" DEFAULT_STOCK="$seats" DEFAULT_TRAIN="$train" \
+        ADMIN_TOKEN="$admin_token" exec "$binary"
 ) >"$log" 2>&1 </dev/null &
 pid=$!
 echo "locust smoke: service pid $pid on $base, train $train ($seats seats), workdir $tmp"
@@ -154,6 +156,20 @@ locust_status=0
 ) || locust_status=$?
 if [[ "$locust_status" -ne 0 ]]; then
     fail "locust exited with status $locust_status"
+fi
+
+# The checkout flow (hold, think, confirm/release/abandon) on a train of its
+# own; Locust's end-of-run check asserts capacity = remaining + sold + held.
+checkout_status=0
+(
+    cd "$tmp"
+    echo "locust smoke: checkout flow, 50 users for 6s"
+    LOCUST_TRAIN="$train-checkout" LOCUST_STOCK=60 ADMIN_TOKEN="$admin_token" \
+        timeout -k 10 120 "$venv/bin/locust" -f "$locustfile" --headless \
+        -u 50 -r 50 -t 6s --stop-timeout 5 --host "$base" --only-summary CheckoutUser
+) || checkout_status=$?
+if [[ "$checkout_status" -ne 0 ]]; then
+    fail "locust (CheckoutUser) exited with status $checkout_status"
 fi
 
 # Independent check of the final state, without Locust.

@@ -1,5 +1,5 @@
-//! Group commit: requests for a train that arrive while a script call for that
-//! train is in flight wait, and go together in the next call.
+//! Group commit: requests that arrive while a script call is in flight wait,
+//! and go together in the next call.
 //!
 //! On two cores one EVALSHA per request costs more than the HTTP work around it
 //! (a round trip, a script run, an AOF fsync each). Here a lone request is sent
@@ -7,9 +7,14 @@
 //! do requests queue, and when it returns a driver task sends the queue (up to
 //! `MAX_BATCH`) as one call, and so on until the queue is empty.
 //!
+//! Queues are per shard, not per train: one call may carry requests for many
+//! trains as long as it may touch all their keys (any keys on one Redis, so
+//! one queue; one hash slot on a cluster, so a queue per slot). A swarm
+//! spread over a thousand trains then batches as well as a swarm on one.
+//!
 //! The machinery does not know what it carries: a `Decide` says how one batch
-//! becomes one script call (reservations, holds, confirms each have one), and
-//! each has its own `GroupCommit`. Per-request guarantees come from the
+//! becomes one script call and which shard a train belongs to (reservations,
+//! holds, confirms each have one), and each has its own `GroupCommit`. Per-request guarantees come from the
 //! scripts: arrival order decides who gets the last seats, each request keeps
 //! its own id and Idempotency-Key, a foreign lock answers 429 to the whole
 //! call, and a failed call answers 503 to each member (a call Redis refused
@@ -35,24 +40,28 @@ pub trait Decide: Send + Sync + 'static {
     type Member: Send + 'static;
     type Answer: Send + 'static;
 
-    /// One call for `batch`, in order: one answer per member, in the same order.
+    /// Requests of trains with the same shard may share a call.
+    fn shard(&self, train_id: &str) -> u16;
+
+    /// One call for `batch` (train, member), in arrival order: one answer per
+    /// member, in the same order.
     fn decide(
         &self,
-        train_id: &str,
-        batch: &[Self::Member],
+        batch: &[(String, Self::Member)],
     ) -> impl Future<Output = Result<Vec<Self::Answer>, StoreError>> + Send;
 }
 
 type Answer<D> = Result<<D as Decide>::Answer, StoreError>;
 
 struct Waiting<D: Decide> {
+    train_id: String,
     member: D::Member,
     reply: oneshot::Sender<Answer<D>>,
 }
 
-/// A train is present while a call for it is in flight, with the requests
+/// A shard is present while a call for it is in flight, with the requests
 /// waiting for the next call; absent when idle.
-type Queues<D> = HashMap<String, Vec<Waiting<D>>>;
+type Queues<D> = HashMap<u16, Vec<Waiting<D>>>;
 
 pub struct GroupCommit<D: Decide> {
     decide: Arc<D>,
@@ -69,18 +78,25 @@ impl<D: Decide> GroupCommit<D> {
         }
     }
 
-    /// Decides through the train's queue; the answer is this request's own.
+    /// Decides through the train's shard's queue; the answer is this
+    /// request's own.
     pub async fn submit(&self, train_id: &str, member: D::Member) -> Answer<D> {
+        let shard = self.decide.shard(train_id);
         let waiting = {
             let mut queues = lock(&self.queues);
-            match queues.get_mut(train_id) {
+            match queues.get_mut(&shard) {
                 Some(queue) => {
                     let (reply, answer) = oneshot::channel();
-                    queue.push(Waiting { member, reply });
+                    let train_id = train_id.to_owned();
+                    queue.push(Waiting {
+                        train_id,
+                        member,
+                        reply,
+                    });
                     Err(answer)
                 }
                 None => {
-                    queues.insert(train_id.to_owned(), Vec::new());
+                    queues.insert(shard, Vec::new());
                     Ok(member)
                 }
             }
@@ -90,14 +106,9 @@ impl<D: Decide> GroupCommit<D> {
             Ok(member) => {
                 // Hands over on every exit, even if this future is dropped
                 // mid-call (the client went away): the queue must not stall.
-                let _hand_over = HandOver {
-                    group: self,
-                    train_id,
-                };
-                let answers = self
-                    .decide
-                    .decide(train_id, std::slice::from_ref(&member))
-                    .await?;
+                let _hand_over = HandOver { group: self, shard };
+                let alone = [(train_id.to_owned(), member)];
+                let answers = self.decide.decide(&alone).await?;
                 answers
                     .into_iter()
                     .next()
@@ -116,49 +127,45 @@ impl<D: Decide> GroupCommit<D> {
     }
 
     /// After a call: if requests queued up meanwhile, a driver task sends them;
-    /// otherwise the train is idle again.
-    fn hand_over(&self, train_id: &str) {
+    /// otherwise the shard is idle again.
+    fn hand_over(&self, shard: u16) {
         let mut queues = lock(&self.queues);
-        if queues.get(train_id).is_some_and(Vec::is_empty) {
-            queues.remove(train_id);
+        if queues.get(&shard).is_some_and(Vec::is_empty) {
+            queues.remove(&shard);
             return;
         }
         drop(queues);
-        let (decide, queues, train) = (
-            self.decide.clone(),
-            self.queues.clone(),
-            train_id.to_owned(),
-        );
+        let (decide, queues) = (self.decide.clone(), self.queues.clone());
         // Also reached from a Drop: outside a runtime (shutting down) there is
         // nobody left to answer, so there is nothing to drive.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(drive(decide, queues, train));
+            runtime.spawn(drive(decide, queues, shard));
         }
     }
 }
 
 struct HandOver<'a, D: Decide> {
     group: &'a GroupCommit<D>,
-    train_id: &'a str,
+    shard: u16,
 }
 
 impl<D: Decide> Drop for HandOver<'_, D> {
     fn drop(&mut self) {
-        self.group.hand_over(self.train_id);
+        self.group.hand_over(self.shard);
     }
 }
 
-/// Sends the train's queue, one call per `MAX_BATCH`, until it is empty.
-async fn drive<D: Decide>(decide: Arc<D>, queues: Arc<Mutex<Queues<D>>>, train_id: String) {
+/// Sends the shard's queue, one call per `MAX_BATCH`, until it is empty.
+async fn drive<D: Decide>(decide: Arc<D>, queues: Arc<Mutex<Queues<D>>>, shard: u16) {
     loop {
         let batch = {
             let mut all = lock(&queues);
-            let Some(queue) = all.get_mut(&train_id) else {
+            let Some(queue) = all.get_mut(&shard) else {
                 return;
             };
             let batch = take(queue);
             if batch.is_empty() && queue.is_empty() {
-                all.remove(&train_id);
+                all.remove(&shard);
                 return;
             }
             batch
@@ -166,9 +173,11 @@ async fn drive<D: Decide>(decide: Arc<D>, queues: Arc<Mutex<Queues<D>>>, train_i
         if batch.is_empty() {
             continue;
         }
-        let (members, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|w| (w.member, w.reply)).unzip();
-        match decide.decide(&train_id, &members).await {
+        let (members, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|w| ((w.train_id, w.member), w.reply))
+            .unzip();
+        match decide.decide(&members).await {
             Ok(answers) => {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(Ok(answer));

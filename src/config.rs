@@ -3,11 +3,19 @@
 //!
 //! One plain struct, parsed once at start-up by clap and then passed by value, so
 //! tests can build a `Config` by hand (`Config::for_tests`) without touching the
-//! process environment.
+//! process environment. The command line itself is [`Cli`]: that `Config`
+//! flattened, plus an optional subcommand (`healthcheck`, the container
+//! probe), so `Config` stays a flat list of the service's options.
+//!
+//! Secrets (ADMIN_TOKEN) that are set but empty count as unset: Compose and
+//! `.env` files easily pass `VAR=` for "not configured", and an empty string
+//! must never become a token anyone can present. clap cannot map a value to
+//! "absent", so [`Config::normalised`] does it right after parsing: every
+//! secret added later belongs there too.
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
@@ -16,7 +24,44 @@ use crate::logging::LogFormat;
 /// Every reservation is one atomic Redis Lua script. With no REDIS_URL the service
 /// starts its own private redis-server (data under ./data/redis).
 #[derive(Parser, Debug, Clone)]
-#[command(name = "train-reservation", version, about, long_about = None)]
+#[command(name = "train-reservation", version, about, long_about = None,
+          subcommand_help_heading = "Commands (without one: run the service)")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Probe a running service: exit 0 when it is ready (the container HEALTHCHECK)
+    ///
+    /// GET /readyz with a 1 s deadline: exit 0 on a 200; exit 1 on anything
+    /// else (another status, connection refused, no answer in time), with the
+    /// reason on stderr. Starts nothing: no Redis, no listener.
+    Healthcheck {
+        /// URL to probe, http://HOST:PORT/PATH only. Default: /readyz on
+        /// BIND_ADDR (--bind), with 0.0.0.0 probed as 127.0.0.1 and [::] as [::1].
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+}
+
+impl Cli {
+    /// The process's command line and environment, [`Config::normalised`].
+    /// On a bad flag or value clap prints why and exits with status 2.
+    pub fn load() -> Cli {
+        let mut cli = Cli::parse();
+        cli.config = cli.config.normalised();
+        cli
+    }
+}
+
+/// The service's options (also parsable alone: see `Config::for_tests`).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "train-reservation")]
 pub struct Config {
     /// HTTP listen address (Docker sets 0.0.0.0:8000).
     #[arg(long = "bind", env = "BIND_ADDR", default_value = "127.0.0.1:8000")]
@@ -48,7 +93,8 @@ pub struct Config {
           value_parser = parse_prefix)]
     pub key_prefix: String,
 
-    /// Bearer token for the admin endpoints (PUT /trains/{id}). Unset: they answer 403.
+    /// Bearer token for the admin endpoints (PUT /trains/{id}). Unset or empty:
+    /// they answer 403.
     #[arg(long = "admin-token", env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
@@ -77,6 +123,11 @@ pub struct Config {
     )]
     pub auth_jwt_secret: Option<String>,
 
+    /// Replicas that must acknowledge a write (WAIT, on the connection that
+    /// ran the script) before the service answers it; fewer: 503. 0 = do not wait.
+    #[arg(long = "replica-acks", env = "REPLICA_ACKS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub replica_acks: u32,
     /// Log lines: `text` (human-readable) or `json` (one object per line).
     /// RUST_LOG filters them (default: info).
     #[arg(long = "log-format", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -89,17 +140,20 @@ impl Config {
         let mut config = Config::parse_from(["train-reservation"]);
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         config.redis_url = Some(redis_url.to_owned());
-        config
+        config.normalised()
+    }
+
+    /// What clap cannot express: a secret set to the empty string is unset
+    /// (`ADMIN_TOKEN=` turns the admin endpoints off, it does not make ""
+    /// the token). Every way of building a `Config` from input goes through here.
+    pub fn normalised(mut self) -> Config {
+        self.admin_token = self.admin_token.filter(|token| !token.is_empty());
+        self.auth_jwt_secret = self.auth_jwt_secret.filter(|secret| !secret.is_empty());
+        self
     }
 
     pub fn lock_ttl(&self) -> Duration {
         Duration::from_millis(self.lock_ttl_ms)
-    }
-
-    /// The JWT secret, when identities are on. An empty value counts as unset
-    /// (Compose passes `VAR=` for a variable the user did not set).
-    pub fn jwt_secret(&self) -> Option<&str> {
-        self.auth_jwt_secret.as_deref().filter(|s| !s.is_empty())
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -206,6 +260,63 @@ mod tests {
             LogFormat::Json
         );
         assert!(Config::try_parse_from(["t", "--log-format", "xml"]).is_err());
+        assert_eq!(Config::parse_from(["t"]).replica_acks, 0);
+        assert_eq!(
+            Config::parse_from(["t", "--replica-acks", "1"]).replica_acks,
+            1
+        );
+        assert!(Config::try_parse_from(["t", "--replica-acks", "-1"]).is_err());
+    }
+
+    #[test]
+    fn an_empty_admin_token_is_unset() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(args)
+                .map(|cli| cli.config.normalised().admin_token)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse(&["t", "--admin-token", ""]), Ok(None));
+        assert_eq!(parse(&["t", "--admin-token=", "healthcheck"]), Ok(None));
+        assert_eq!(
+            parse(&["t", "--admin-token", "s3cret"]),
+            Ok(Some("s3cret".to_owned()))
+        );
+        // A token is taken as given: only the empty string means unset.
+        assert_eq!(
+            parse(&["t", "--admin-token", " "]),
+            Ok(Some(" ".to_owned()))
+        );
+        let jwt = |args: &[&str]| Cli::parse_from(args).config.normalised().auth_jwt_secret;
+        assert_eq!(jwt(&["t", "--auth-jwt-secret", ""]), None);
+        assert_eq!(jwt(&["t", "--auth-jwt-secret", "k"]), Some("k".to_owned()));
+    }
+
+    #[test]
+    fn the_healthcheck_subcommand_keeps_the_service_options() {
+        let cli = Cli::try_parse_from(["t", "--bind", "0.0.0.0:9000", "healthcheck"])
+            .map_err(|e| e.to_string());
+        let cli = cli.as_ref().map(|c| (c.config.bind, c.command.clone()));
+        assert_eq!(
+            cli,
+            Ok((
+                SocketAddr::from(([0, 0, 0, 0], 9000)),
+                Some(Command::Healthcheck { url: None })
+            ))
+        );
+        let cli = Cli::try_parse_from(["t", "healthcheck", "--url", "http://h:1/x"]);
+        assert_eq!(
+            cli.map(|c| c.command).map_err(|e| e.to_string()),
+            Ok(Some(Command::Healthcheck {
+                url: Some("http://h:1/x".to_owned())
+            }))
+        );
+        let service = Cli::try_parse_from(["t", "--lock-ttl-ms", "50"]).map_err(|e| e.to_string());
+        assert_eq!(
+            service.map(|c| (c.config.lock_ttl_ms, c.command)),
+            Ok((50, None))
+        );
+        assert!(Cli::try_parse_from(["t", "healthcheck", "--nope"]).is_err());
+        assert!(Cli::try_parse_from(["t", "probe"]).is_err());
     }
 
     #[test]

@@ -48,6 +48,12 @@ impl EmbeddedRedis {
     /// Same as `start` on a given port: a fault test restarts Redis where it was,
     /// on the same port and data directory.
     pub fn start_on(dir: &Path, port: u16) -> io::Result<EmbeddedRedis> {
+        Self::start_with(dir, port, &[])
+    }
+
+    /// Same as `start_on`, with more `redis-server` options after ours (a test's
+    /// cluster node: `--cluster-enabled yes` and friends).
+    pub fn start_with(dir: &Path, port: u16, extra: &[String]) -> io::Result<EmbeddedRedis> {
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
         let mut command = Command::new("redis-server");
@@ -59,6 +65,7 @@ impl EmbeddedRedis {
             .args(["--save", "", "--daemonize", "no", "--protected-mode", "yes"])
             .arg("--logfile")
             .arg(dir.join("redis.log"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

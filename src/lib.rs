@@ -15,7 +15,8 @@
 //! - [`store`]: the Redis pool and one typed call per Lua script;
 //! - [`embedded`]: the private redis-server used when no REDIS_URL is given;
 //! - [`metrics`]: the Prometheus registry behind `GET /metrics`;
-//! - [`logging`]: text or JSON log lines, and masking passwords out of them.
+//! - [`logging`]: text or JSON log lines, and masking passwords out of them;
+//! - [`probe`]: `train-reservation healthcheck`, the container's readiness probe.
 //!
 //! `GET /openapi.json` and `GET /docs` (Swagger UI) are generated from the
 //! handlers' annotations, in `api`.
@@ -27,6 +28,7 @@ pub mod embedded;
 pub mod identity;
 pub mod logging;
 pub mod metrics;
+pub mod probe;
 pub mod request;
 pub mod respond;
 pub mod server;

@@ -1,12 +1,19 @@
 //! The `train-reservation` binary: parse the configuration, start a private
 //! redis-server when no REDIS_URL is given, serve until SIGINT or SIGTERM.
 //! Everything else lives in the library crate, where tests drive it.
+//!
+//! `train-reservation healthcheck` is the container probe instead: it is
+//! dispatched before anything else starts (no logging set-up, no Redis, no
+//! listener, a single-threaded runtime), so probing a service every few
+//! seconds costs almost nothing and can never disturb it.
 
 use std::{path::Path, process::ExitCode};
 
-use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
-use train_reservation::{logging, Config, EmbeddedRedis, Server};
+use train_reservation::{
+    config::{Cli, Command},
+    logging, probe, Config, EmbeddedRedis, Server,
+};
 
 /// Where the embedded redis-server keeps its data, relative to the working directory.
 const EMBEDDED_DIR: &str = "data/redis";
@@ -20,12 +27,44 @@ fn workers() -> usize {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::load();
+    match cli.command {
+        Some(Command::Healthcheck { url }) => {
+            healthcheck(url.unwrap_or_else(|| probe::default_url(cli.config.bind)))
+        }
+        None => serve(cli.config),
+    }
+}
+
+/// Exit 0 when `url` answers 200 within `probe::TIMEOUT`, else 1 (Docker's
+/// "unhealthy") with the reason on stderr.
+fn healthcheck(url: String) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(probe::check(&url, probe::TIMEOUT)),
+        Err(e) => Err(format!("cannot start the async runtime: {e}")),
+    };
+    match result {
+        Ok(()) => {
+            println!("train-reservation healthcheck: {url} answered 200");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("train-reservation healthcheck: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers())
         .enable_all()
         .build();
     match runtime {
-        Ok(runtime) => runtime.block_on(run()),
+        Ok(runtime) => runtime.block_on(run(config)),
         Err(e) => {
             eprintln!("train-reservation: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -33,8 +72,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run() -> ExitCode {
-    let config = Config::parse();
+async fn run(config: Config) -> ExitCode {
     logging::init(config.log_format);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

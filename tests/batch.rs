@@ -30,7 +30,7 @@ async fn call(
             fp.to_string(),
         ]);
     }
-    let reply = common::eval_train_script(&h.cli, RESERVE, train, idem_keys, 0, args).await?;
+    let reply = common::eval_train_script(&h.cli, RESERVE, train, idem_keys, 0, 5, args).await?;
     let Value::Array(items) = reply else {
         return Err(format!("unexpected reply {reply:?}"));
     };
@@ -79,12 +79,25 @@ async fn concurrent_requests_share_one_script_call() {
     }
     assert_eq!(ids.len(), 30, "each request its own reservation");
 
+    let calls = script_calls(&h).await;
+    eprintln!("30 concurrent reservations took {calls} script calls");
+    assert!(
+        (2..30).contains(&calls),
+        "requests shared calls: {calls} calls for 30"
+    );
+    let train = h.train("shared").await;
+    assert_eq!((train.stock, train.sold), (Some(70), Some(30)));
+    train.assert_invariants();
+}
+
+/// Script calls Redis has run since the last CONFIG RESETSTAT.
+async fn script_calls(h: &Harness) -> u64 {
     let stats = h
         .cmd("INFO", vec!["commandstats".into()])
         .await
         .as_string()
         .unwrap_or_default();
-    let calls: u64 = stats
+    stats
         .lines()
         .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
         .filter_map(|l| {
@@ -95,14 +108,85 @@ async fn concurrent_requests_share_one_script_call() {
                 .parse::<u64>()
                 .ok()
         })
-        .sum();
-    eprintln!("30 concurrent reservations took {calls} script calls");
+        .sum()
+}
+
+/// Fires the requests at once while Redis holds writes for a second, so all
+/// but the first queue behind it; returns the answers and the script calls.
+async fn while_paused(
+    h: &Harness,
+    requests: Vec<(String, Option<serde_json::Value>)>,
+) -> (Vec<(u16, serde_json::Value)>, u64) {
+    h.cmd("CONFIG", vec!["RESETSTAT".into()]).await;
+    h.cmd(
+        "CLIENT",
+        vec!["PAUSE".into(), "1000".into(), "WRITE".into()],
+    )
+    .await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (path, body) in requests {
+        let (http, url) = (h.http.clone(), h.url(&path));
+        tasks.spawn(async move {
+            let mut request = http.post(url);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let (status, _, body) = common::parts(request.send().await.expect("POST")).await;
+            (status, body)
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        answers.push(answer.expect("task"));
+    }
+    (answers, script_calls(h).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_and_confirms_share_script_calls_too() {
+    let h = Harness::start().await;
+    h.create_train("hq", 100).await;
+    let holds = (0..30)
+        .map(|_| {
+            (
+                "/trains/hq/holds".to_owned(),
+                Some(json!({"ttl_ms": 60000})),
+            )
+        })
+        .collect();
+    let (answers, calls) = while_paused(&h, holds).await;
+    eprintln!("30 concurrent holds took {calls} script calls");
     assert!(
         (2..30).contains(&calls),
-        "requests shared calls: {calls} calls for 30"
+        "holds shared calls: {calls} calls for 30"
     );
-    let train = h.train("shared").await;
-    assert_eq!((train.stock, train.sold), (Some(70), Some(30)));
+    let ids: Vec<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 201, "{body}");
+            body["hold_id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+
+    let confirms = ids
+        .iter()
+        .map(|id| (format!("/trains/hq/holds/{id}/confirm"), None))
+        .collect();
+    let (answers, calls) = while_paused(&h, confirms).await;
+    eprintln!("30 concurrent confirms took {calls} script calls");
+    assert!(
+        (2..30).contains(&calls),
+        "confirms shared calls: {calls} calls for 30"
+    );
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let train = h.train("hq").await;
+    assert_eq!(
+        (train.stock, train.sold, train.held),
+        (Some(70), Some(30), Some(0))
+    );
     train.assert_invariants();
 }
 
@@ -251,4 +335,147 @@ async fn a_client_that_gives_up_mid_call_does_not_stall_its_train() {
     let train = h.train("quitter").await;
     assert!(matches!(train.sold, Some(3 | 4)), "{train:?}");
     train.assert_invariants();
+}
+
+/// Calls reserve.lua directly with members of several trains in one call:
+/// ten keys per train, then per train its first key's index, its member
+/// count and its members. Returns (status, n, replayed) per member, in order.
+async fn call_trains(
+    h: &Harness,
+    trains: &[(&str, Vec<Member<'_>>)],
+) -> Result<Vec<(i64, i64, i64)>, String> {
+    let mut args = vec![RESERVE.to_owned(), (10 * trains.len()).to_string()];
+    for (train, _) in trains {
+        args.extend(
+            train_reservation::store::scripts::TRAIN_KEYS
+                .iter()
+                .map(|k| format!("train:{{{train}}}:{k}")),
+        );
+    }
+    args.extend(["multi-token", "3000", "86400000", "0"].map(String::from));
+    for (n, (_, members)) in trains.iter().enumerate() {
+        args.extend([(10 * n + 1).to_string(), members.len().to_string()]);
+        for (id, seats, user, idem, fp) in members {
+            args.extend([
+                id.to_string(),
+                seats.to_string(),
+                user.to_string(),
+                idem.to_string(),
+                fp.to_string(),
+            ]);
+        }
+    }
+    let reply = h.cmd_result("EVAL", args).await?;
+    let Value::Array(items) = reply else {
+        return Err(format!("unexpected reply {reply:?}"));
+    };
+    Ok(items
+        .chunks(4)
+        .map(|c| {
+            (
+                c[0].as_i64().unwrap_or(-1),
+                c[2].as_i64().unwrap_or(-1),
+                c[3].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_serves_many_trains_each_on_its_own() {
+    let h = Harness::start().await;
+    h.create_train("m1", 3).await;
+    h.create_train("m2", 1).await;
+    h.create_train("m3", 5).await;
+    // An operator froze m3: only m3's requests are refused.
+    h.cmd(
+        "SET",
+        vec![
+            "train:{m3}:lock".into(),
+            "operator".into(),
+            "PX".into(),
+            "5000".into(),
+        ],
+    )
+    .await;
+    let replies = call_trains(
+        &h,
+        &[
+            (
+                "m1",
+                vec![
+                    ("a", 2, "", 0, ""),
+                    ("b", 2, "", 0, ""),
+                    ("c", 1, "", 0, ""),
+                ],
+            ),
+            ("m2", vec![("d", 1, "", 0, ""), ("e", 1, "", 0, "")]),
+            ("m3", vec![("f", 1, "", 0, "")]),
+            ("nope", vec![("g", 1, "", 0, "")]),
+        ],
+    )
+    .await
+    .expect("script");
+    assert_eq!(
+        replies[..4],
+        [(200, 1, 0), (400, 1, 0), (200, 0, 0), (200, 0, 0)],
+        "arrival order within m1, then m2"
+    );
+    assert_eq!(replies[4], (400, 0, 0));
+    assert_eq!(replies[5].0, 429, "m3's lock refuses m3 only");
+    assert_eq!(
+        replies[6].0, 404,
+        "an unknown train answers 404 for its own"
+    );
+    for (train, sold) in [("m1", 3), ("m2", 1)] {
+        let t = h.train(train).await;
+        assert_eq!((t.sold, t.lock.clone()), (Some(sold), None), "{train}");
+        t.assert_invariants();
+    }
+    let m3 = h.train("m3").await;
+    assert_eq!((m3.stock, m3.lock.as_deref()), (Some(5), Some("operator")));
+
+    // A bad member on the last train fails the whole call before any write.
+    let before = h.all_keys().await;
+    let bad = call_trains(
+        &h,
+        &[
+            ("m1", vec![("x", 1, "", 0, "")]),
+            ("m2", vec![("y", 11, "", 0, "")]),
+        ],
+    )
+    .await;
+    assert!(bad.is_err(), "{bad:?}");
+    assert_eq!(before, h.all_keys().await, "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_many_trains_share_script_calls() {
+    let h = Harness::start().await;
+    for n in 0..30 {
+        h.create_train(&format!("spread-{n}"), 2).await;
+    }
+    let requests = (0..60)
+        .map(|i| {
+            (
+                "/reserve".to_owned(),
+                Some(json!({"train_id": format!("spread-{}", i % 30)})),
+            )
+        })
+        .collect();
+    let (answers, calls) = while_paused(&h, requests).await;
+    eprintln!("60 reservations over 30 trains took {calls} script calls");
+    assert!(
+        (2..30).contains(&calls),
+        "trains shared calls: {calls} calls for 60"
+    );
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    for n in 0..30 {
+        let train = h.train(&format!("spread-{n}")).await;
+        assert_eq!((train.stock, train.sold), (Some(0), Some(2)));
+        train.assert_invariants();
+    }
 }

@@ -361,7 +361,7 @@ async fn the_same_script_call_twice_books_once() {
     let call = |id: &str| {
         // id, seats, user, no Idempotency-Key record, no fingerprint.
         let member = [id, "2", r#""bob""#, "0", ""].map(String::from).to_vec();
-        common::eval_train_script(&h.cli, RESERVE, "twice", &[], 0, member)
+        common::eval_train_script(&h.cli, RESERVE, "twice", &[], 0, 5, member)
     };
     let first = call("res-1").await.expect("script");
     let second = call("res-1").await.expect("script");

@@ -7,6 +7,9 @@ use common::{Harness, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::json;
 
+/// A well-formed id that names nothing.
+const NO_ID: &str = "0b6f2a0e-5a4b-4c1e-9d8a-2f1e3c4b5a69";
+
 struct Case {
     name: &'static str,
     method: Method,
@@ -87,6 +90,33 @@ async fn bad_requests_get_a_json_4xx_and_change_nothing() {
         admin(case("PUT negative capacity", Method::PUT, "/trains/t2", Some(r#"{"capacity":-3}"#), 422, "invalid_request")),
         admin(case("PUT unknown field", Method::PUT, "/trains/t2", Some(r#"{"capacity":3,"x":1}"#), 422, "invalid_request")),
         admin(case("PUT bad train id", Method::PUT, "/trains/a%20b", Some(r#"{"capacity":3}"#), 422, "invalid_request")),
+        case("hold ttl too short", post.clone(), "/trains/t1/holds", Some(r#"{"ttl_ms":999}"#), 422, "invalid_request"),
+        case("hold ttl too long", post.clone(), "/trains/t1/holds", Some(r#"{"ttl_ms":900001}"#), 422, "invalid_request"),
+        case("hold ttl as string", post.clone(), "/trains/t1/holds", Some(r#"{"ttl_ms":"5000"}"#), 422, "invalid_request"),
+        case("hold ttl as float", post.clone(), "/trains/t1/holds", Some(r#"{"ttl_ms":1500.5}"#), 422, "invalid_request"),
+        case("hold seats zero", post.clone(), "/trains/t1/holds", Some(r#"{"seats":0}"#), 422, "invalid_request"),
+        case("hold seats eleven", post.clone(), "/trains/t1/holds", Some(r#"{"seats":11}"#), 422, "invalid_request"),
+        case("hold names a train", post.clone(), "/trains/t1/holds", Some(r#"{"train_id":"t1"}"#), 422, "invalid_request"),
+        case("hold user id empty", post.clone(), "/trains/t1/holds", Some(r#"{"user_id":""}"#), 422, "invalid_request"),
+        case("hold malformed JSON", post.clone(), "/trains/t1/holds", Some("{"), 422, "invalid_request"),
+        with_header(case("hold idempotency key", post.clone(), "/trains/t1/holds", None, 422, "invalid_request"), "idempotency-key", "a b"),
+        case("hold on unknown train", post.clone(), "/trains/nope/holds", None, 404, "unknown_train"),
+        case("hold on bad train id", post.clone(), "/trains/a%7Bb/holds", None, 422, "invalid_request"),
+        case("GET /trains/t1/holds", Method::GET, "/trains/t1/holds", None, 405, "method_not_allowed"),
+        case("hold id not a UUID", Method::GET, "/trains/t1/holds/nope", None, 422, "invalid_request"),
+        case("release id not a UUID", Method::DELETE, "/trains/t1/holds/1", None, 422, "invalid_request"),
+        case("confirm id not a UUID", post.clone(), "/trains/t1/holds/x/confirm", None, 422, "invalid_request"),
+        case("PATCH a hold", Method::PATCH, &format!("/trains/t1/holds/{NO_ID}"), None, 405, "method_not_allowed"),
+        case("GET a confirm", Method::GET, &format!("/trains/t1/holds/{NO_ID}/confirm"), None, 405, "method_not_allowed"),
+        case("unknown hold", Method::GET, &format!("/trains/t1/holds/{NO_ID}"), None, 404, "unknown_hold"),
+        case("release unknown hold", Method::DELETE, &format!("/trains/t1/holds/{NO_ID}"), None, 404, "unknown_hold"),
+        case("confirm unknown hold", post.clone(), &format!("/trains/t1/holds/{NO_ID}/confirm"), None, 404, "unknown_hold"),
+        case("confirm on unknown train", post.clone(), &format!("/trains/nope/holds/{NO_ID}/confirm"), None, 404, "unknown_train"),
+        case("reservation id not a UUID", Method::GET, "/trains/t1/reservations/r-1", None, 422, "invalid_request"),
+        case("cancel id not a UUID", Method::DELETE, "/trains/t1/reservations/%20", None, 422, "invalid_request"),
+        case("unknown reservation", Method::GET, &format!("/trains/t1/reservations/{NO_ID}"), None, 404, "unknown_reservation"),
+        case("cancel unknown reservation", Method::DELETE, &format!("/trains/t1/reservations/{NO_ID}"), None, 404, "unknown_reservation"),
+        case("POST a reservation", post.clone(), &format!("/trains/t1/reservations/{NO_ID}"), None, 405, "method_not_allowed"),
     ];
 
     let before = h.all_keys().await;

@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    buyer, idempotency_key, limit_reached, owner_check, read_body, replayed,
+    buyer, idempotency_key, limit_reached, read_body, replayed,
     reservations::{idempotency_mismatch, sold_out, Reserved},
-    store_error, unexpected, unknown_train, user_for, App,
+    target, unexpected, unknown_train, user_for, Answer, App,
 };
 use crate::{
     request,
@@ -52,27 +52,12 @@ struct Held<'a> {
         (status = 503, response = super::docs::Unavailable),
     ),
 )]
-pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) -> Reply {
-    let verified = match buyer(app, req.headers()) {
-        Ok(user) => user,
-        Err(reply) => return reply,
-    };
-    let idempotency_key = match idempotency_key(req.headers()) {
-        Ok(key) => key,
-        Err(reply) => return reply,
-    };
-    let body = match read_body(req).await {
-        Ok(body) => body,
-        Err(reply) => return reply,
-    };
-    let mut hold = match request::parse_hold(&body, app.config.hold_ttl_ms) {
-        Ok(hold) => hold,
-        Err(detail) => return invalid(detail),
-    };
-    hold.user_id = match user_for(app, verified, hold.user_id.take()) {
-        Ok(user) => user,
-        Err(reply) => return reply,
-    };
+pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) -> Answer {
+    let verified = buyer(app, req.headers())?;
+    let idempotency_key = idempotency_key(req.headers())?;
+    let body = read_body(req).await?;
+    let mut hold = request::parse_hold(&body, app.config.hold_ttl_ms).map_err(invalid)?;
+    hold.user_id = user_for(app, verified, hold.user_id.take())?;
     let member = HoldRequest {
         hold_id: Uuid::new_v4().to_string(),
         seats: hold.seats,
@@ -80,10 +65,7 @@ pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) ->
         ttl_ms: hold.ttl_ms,
         idempotency: idempotency_key.map(|key| (key, hold.fingerprint(train_id))),
     };
-    let reply = match app.holds.submit(train_id, member).await {
-        Ok(reply) => reply,
-        Err(e) => return store_error(e),
-    };
+    let reply = app.holds.submit(train_id, member).await?;
     let response = match reply.status {
         201 => json(
             StatusCode::CREATED,
@@ -103,11 +85,11 @@ pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) ->
         422 => idempotency_mismatch(),
         other => unexpected("hold.lua", other),
     };
-    if reply.replayed {
+    Ok(if reply.replayed {
         replayed(response)
     } else {
         response
-    }
+    })
 }
 
 /// A live hold.
@@ -140,18 +122,11 @@ struct HoldBody<'a> {
         (status = 503, response = super::docs::Unavailable),
     ),
 )]
-pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<Incoming>) -> Reply {
-    let id = match request::parse_id(raw_id, "hold_id") {
-        Ok(id) => id,
-        Err(detail) => return invalid(detail),
-    };
-    let caller = match owner_check(app, req.headers(), false) {
-        Ok(caller) => caller,
-        Err(reply) => return reply,
-    };
-    match app.store.get_hold(train_id, &id).await {
-        Ok((200, Some(h))) if caller.is_some() && h.user_id != caller => not_yours(),
-        Ok((200, Some(h))) => json(
+pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<Incoming>) -> Answer {
+    let (id, caller) = target(app, raw_id, "hold_id", req.headers(), false)?;
+    match app.store.get_hold(train_id, &id).await? {
+        (200, Some(h)) if caller.is_some() && h.user_id != caller => Err(not_yours()),
+        (200, Some(h)) => Ok(json(
             StatusCode::OK,
             &HoldBody {
                 hold_id: &id,
@@ -160,11 +135,10 @@ pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<In
                 seats: h.seats,
                 expires_at_ms: h.expires_at_ms,
             },
-        ),
-        Ok((410, _)) => hold_expired(&id),
-        Ok((404, _)) => unknown_hold(train_id, &id),
-        Ok((other, _)) => unexpected("get_hold.lua", other),
-        Err(e) => store_error(e),
+        )),
+        (410, _) => Err(hold_expired(&id)),
+        (404, _) => Err(unknown_hold(train_id, &id)),
+        (other, _) => Err(unexpected("get_hold.lua", other)),
     }
 }
 
@@ -194,24 +168,14 @@ pub(super) async fn confirm(
     train_id: &str,
     raw_id: &str,
     req: Request<Incoming>,
-) -> Reply {
-    let id = match request::parse_id(raw_id, "hold_id") {
-        Ok(id) => id,
-        Err(detail) => return invalid(detail),
-    };
-    let caller = match owner_check(app, req.headers(), false) {
-        Ok(caller) => caller,
-        Err(reply) => return reply,
-    };
+) -> Answer {
+    let (id, caller) = target(app, raw_id, "hold_id", req.headers(), false)?;
     let member = Confirm {
         hold_id: id.clone(),
         caller,
     };
-    let reply = match app.confirms.submit(train_id, member).await {
-        Ok(reply) => reply,
-        Err(e) => return store_error(e),
-    };
-    match reply.status {
+    let reply = app.confirms.submit(train_id, member).await?;
+    Ok(match reply.status {
         200 => {
             if !reply.replayed {
                 app.metrics.seats_sold(reply.seats);
@@ -237,7 +201,7 @@ pub(super) async fn confirm(
         410 => hold_expired(&id),
         429 => respond::locked(reply.n),
         other => unexpected("confirm.lua", other),
-    }
+    })
 }
 
 /// A released hold: its seats are back on sale.
@@ -275,39 +239,33 @@ pub(super) async fn release(
     train_id: &str,
     raw_id: &str,
     req: Request<Incoming>,
-) -> Reply {
-    let id = match request::parse_id(raw_id, "hold_id") {
-        Ok(id) => id,
-        Err(detail) => return invalid(detail),
-    };
-    let caller = match owner_check(app, req.headers(), false) {
-        Ok(caller) => caller,
-        Err(reply) => return reply,
-    };
-    match app.store.release(train_id, &id, caller.as_deref()).await {
-        Ok((200, remaining, seats)) => json(
-            StatusCode::OK,
-            &Released {
-                hold_id: &id,
-                train_id,
-                seats,
-                remaining,
-            },
-        ),
-        Ok((403, _, _)) => not_yours(),
-        Ok((404, -1, _)) => unknown_train(train_id),
-        Ok((404, _, _)) => unknown_hold(train_id, &id),
-        Ok((409, _, _)) => error(
-            StatusCode::CONFLICT,
-            "already_confirmed",
-            format!("hold {id} was confirmed: cancel the reservation instead"),
-            &[],
-        ),
-        Ok((410, _, _)) => hold_expired(&id),
-        Ok((429, ms, _)) => respond::locked(ms),
-        Ok((other, _, _)) => unexpected("release.lua", other),
-        Err(e) => store_error(e),
-    }
+) -> Answer {
+    let (id, caller) = target(app, raw_id, "hold_id", req.headers(), false)?;
+    Ok(
+        match app.store.release(train_id, &id, caller.as_deref()).await? {
+            (200, remaining, seats) => json(
+                StatusCode::OK,
+                &Released {
+                    hold_id: &id,
+                    train_id,
+                    seats,
+                    remaining,
+                },
+            ),
+            (403, _, _) => not_yours(),
+            (404, -1, _) => unknown_train(train_id),
+            (404, _, _) => unknown_hold(train_id, &id),
+            (409, _, _) => error(
+                StatusCode::CONFLICT,
+                "already_confirmed",
+                format!("hold {id} was confirmed: cancel the reservation instead"),
+                &[],
+            ),
+            (410, _, _) => hold_expired(&id),
+            (429, ms, _) => respond::locked(ms),
+            (other, _, _) => unexpected("release.lua", other),
+        },
+    )
 }
 
 fn not_yours() -> Reply {

@@ -66,7 +66,7 @@ impl App {
         let metrics = store.metrics.clone();
         let timeout = config.request_timeout();
         App {
-            identity: config.jwt_secret().map(Identity::new),
+            identity: config.auth_jwt_secret.as_deref().map(Identity::new),
             reservations: GroupCommit::new(Reserving(store.clone()), timeout),
             holds: GroupCommit::new(Holding(store.clone()), timeout),
             confirms: GroupCommit::new(Confirming(store.clone()), timeout),
@@ -262,7 +262,8 @@ async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Reply {
     if route.uses_redis() && !app.is_ready() {
         return respond::unavailable("the service is starting: Redis is not connected yet");
     }
-    match (route, method) {
+    // Handlers answer `Err(reply)` for every refusal, so they can use `?`.
+    let answer = match (route, method) {
         (Route::Reserve, M::POST) => reservations::reserve(app, req).await,
         (Route::Reservation(t, r), M::GET | M::HEAD) => reservations::get(app, &t, &r, req).await,
         (Route::Reservation(t, r), M::DELETE) => reservations::cancel(app, &t, &r, req).await,
@@ -272,15 +273,32 @@ async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Reply {
         (Route::Confirm(t, h), M::POST) => holds::confirm(app, &t, &h, req).await,
         (Route::Train(t), M::GET | M::HEAD) => trains::get(app, &t).await,
         (Route::Train(t), M::PUT) => trains::put(app, &t, req).await,
-        (Route::Healthz, _) => operations::healthz(),
-        (Route::Readyz, _) => operations::readyz(app).await,
-        (Route::Metrics, _) => operations::metrics(app),
-        (Route::OpenApi, _) => docs::openapi_json(),
-        (Route::DocsRedirect, _) => docs::redirect(),
-        (Route::DocsPage, _) => docs::page(),
-        (Route::DocsFile(file), _) => docs::file(&file),
-        (route, _) => method_not_allowed(route.allow()),
-    }
+        (Route::Healthz, _) => Ok(operations::healthz()),
+        (Route::Readyz, _) => Ok(operations::readyz(app).await),
+        (Route::Metrics, _) => Ok(operations::metrics(app)),
+        (Route::OpenApi, _) => Ok(docs::openapi_json()),
+        (Route::DocsRedirect, _) => Ok(docs::redirect()),
+        (Route::DocsPage, _) => Ok(docs::page()),
+        (Route::DocsFile(file), _) => Ok(docs::file(&file)),
+        (route, _) => Err(method_not_allowed(route.allow())),
+    };
+    answer.unwrap_or_else(|refusal| refusal)
+}
+
+/// What a handler answers: the response, or the refusal that replaces it.
+type Answer = Result<Reply, Reply>;
+
+/// The id in a path and who may act on it: `(id, None)` for anyone who
+/// knows the id, `(id, Some(user))` for that user only (see `owner_check`).
+fn target(
+    app: &App,
+    raw_id: &str,
+    what: &str,
+    headers: &HeaderMap,
+    admin_may: bool,
+) -> Result<(String, Option<String>), Reply> {
+    let id = request::parse_id(raw_id, what).map_err(invalid)?;
+    Ok((id, owner_check(app, headers, admin_may)?))
 }
 
 /// Who a buyer is. With identities off anyone is anonymous (`None`), with
@@ -340,13 +358,11 @@ fn owner_check(app: &App, headers: &HeaderMap, admin_may: bool) -> Result<Option
 
 /// An `Idempotency-Key` header, validated (422 when malformed).
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Reply> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(raw) => match request::parse_idempotency_key(raw.as_bytes()) {
-            Ok(key) => Ok(Some(key.to_owned())),
-            Err(detail) => Err(invalid(detail)),
-        },
-    }
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = request::parse_idempotency_key(raw.as_bytes()).map_err(invalid)?;
+    Ok(Some(key.to_owned()))
 }
 
 /// Reads the body, refusing more than `MAX_BODY` bytes: first by the declared
@@ -423,24 +439,28 @@ fn unexpected(script: &str, status: u16) -> Reply {
     respond::internal(format!("unexpected script status {status}"))
 }
 
-fn store_error(e: StoreError) -> Reply {
-    let (mut reply, failure) = match e {
-        StoreError::Unavailable(why) => {
-            tracing::warn!("answering 503: {why}");
-            let reply = respond::unavailable(
-                "Redis is unreachable or too slow; the outcome is unknown. \
+/// A Redis call that gave no usable answer: 503 (outcome unknown, retry with
+/// the same Idempotency-Key) or 500 (a broken key or script; logged). The
+/// reply carries why, for `handle` to count as redis_errors_total{kind}.
+impl From<StoreError> for Reply {
+    fn from(e: StoreError) -> Reply {
+        let (mut reply, failure) = match e {
+            StoreError::Unavailable(why) => {
+                tracing::warn!("answering 503: {why}");
+                let reply = respond::unavailable(
+                    "Redis is unreachable or too slow; the outcome is unknown. \
                  Retrying with the same Idempotency-Key is safe",
-            );
-            (reply, RedisFailure::Unavailable)
-        }
-        StoreError::Failed(why) => {
-            tracing::error!("answering 500: {why}");
-            (respond::internal(why), RedisFailure::Failed)
-        }
-    };
-    // Counted by `handle`, as redis_errors_total{kind}.
-    reply.extensions_mut().insert(failure);
-    reply
+                );
+                (reply, RedisFailure::Unavailable)
+            }
+            StoreError::Failed(why) => {
+                tracing::error!("answering 500: {why}");
+                (respond::internal(why), RedisFailure::Failed)
+            }
+        };
+        reply.extensions_mut().insert(failure);
+        reply
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What operators and orchestrators call: `GET /healthz` (the process is
-//! alive), `GET /readyz` (Redis answers and the scripts run) and `GET
-//! /metrics` (Prometheus). None of them needs a token, and `/healthz` and
-//! `/metrics` answer before Redis is ready.
+//! alive), `GET /readyz` (Redis answers and the scripts run, on every
+//! primary of a cluster) and `GET /metrics` (Prometheus). None of them needs
+//! a token, and `/healthz` and `/metrics` answer before Redis is ready.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -39,14 +39,16 @@ pub(super) fn healthz() -> Reply {
 }
 
 /// Ready while Redis answers and the scripts run (a script call, not a PING:
-/// the script cache is lost on a Redis restart, and this reloads it).
+/// the script cache is lost on a Redis restart, and this reloads it). On a
+/// cluster that call reaches one primary, so every primary is also asked for
+/// its scripts (and given the missing ones).
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     operation_id = "readyz",
     responses(
-        (status = 200, description = "Ready: Redis answers and the scripts are loaded.", body = Health),
+        (status = 200, description = "Ready: Redis answers and the scripts are loaded (on every primary of a cluster).", body = Health),
         (status = 503, response = super::docs::Unavailable),
     ),
 )]
@@ -54,8 +56,12 @@ pub(super) async fn readyz(app: &App) -> Reply {
     if !app.is_ready() {
         return respond::unavailable("starting: Redis not connected or scripts not loaded");
     }
-    match app.store.train(&app.config.default_train).await {
-        Ok(_) => {
+    let checked = match app.store.train(&app.config.default_train).await {
+        Ok(_) => app.store.check_primaries().await,
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => {
             app.metrics.set_ready(true);
             json(StatusCode::OK, &Health { status: "ready" })
         }

@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    buyer, idempotency_key, limit_reached, owner_check, read_body, replayed, store_error,
-    unexpected, unknown_train, user_for, App,
+    buyer, idempotency_key, limit_reached, read_body, replayed, target, unexpected, unknown_train,
+    user_for, Answer, App,
 };
 use crate::{
     request,
@@ -50,27 +50,12 @@ pub(super) struct Reserved<'a> {
         (status = 503, response = super::docs::Unavailable),
     ),
 )]
-pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Reply {
-    let verified = match buyer(app, req.headers()) {
-        Ok(user) => user,
-        Err(reply) => return reply,
-    };
-    let idempotency_key = match idempotency_key(req.headers()) {
-        Ok(key) => key,
-        Err(reply) => return reply,
-    };
-    let body = match read_body(req).await {
-        Ok(body) => body,
-        Err(reply) => return reply,
-    };
-    let mut reserve = match request::parse_reserve(&body, &app.config.default_train) {
-        Ok(reserve) => reserve,
-        Err(detail) => return invalid(detail),
-    };
-    reserve.user_id = match user_for(app, verified, reserve.user_id.take()) {
-        Ok(user) => user,
-        Err(reply) => return reply,
-    };
+pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Answer {
+    let verified = buyer(app, req.headers())?;
+    let idempotency_key = idempotency_key(req.headers())?;
+    let body = read_body(req).await?;
+    let mut reserve = request::parse_reserve(&body, &app.config.default_train).map_err(invalid)?;
+    reserve.user_id = user_for(app, verified, reserve.user_id.take())?;
     let idempotency = idempotency_key.map(|key| (key, reserve.fingerprint()));
     let reservation = Reservation {
         reservation_id: Uuid::new_v4().to_string(),
@@ -78,14 +63,10 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Reply {
         user_id: reserve.user_id.clone(),
         idempotency,
     };
-    let reply = match app
+    let reply = app
         .reservations
         .submit(&reserve.train_id, reservation)
-        .await
-    {
-        Ok(reply) => reply,
-        Err(e) => return store_error(e),
-    };
+        .await?;
     let ReserveReply {
         status,
         reservation_id,
@@ -113,11 +94,11 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Reply {
     if status == 200 && !was_replayed {
         app.metrics.seats_sold(reserve.seats);
     }
-    if was_replayed {
+    Ok(if was_replayed {
         replayed(response)
     } else {
         response
-    }
+    })
 }
 
 /// 400 `sold_out` with the seats left.
@@ -171,32 +152,24 @@ struct ReservationBody<'a> {
         (status = 503, response = super::docs::Unavailable),
     ),
 )]
-pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<Incoming>) -> Reply {
-    let id = match request::parse_id(raw_id, "reservation_id") {
-        Ok(id) => id,
-        Err(detail) => return invalid(detail),
+pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<Incoming>) -> Answer {
+    let (id, caller) = target(app, raw_id, "reservation_id", req.headers(), true)?;
+    let Some(r) = app.store.reservation(train_id, &id).await? else {
+        return Err(unknown_reservation(train_id, &id));
     };
-    let caller = match owner_check(app, req.headers(), true) {
-        Ok(caller) => caller,
-        Err(reply) => return reply,
-    };
-    match app.store.reservation(train_id, &id).await {
-        Ok(Some(r)) if caller.is_some() && r.user_id != caller => {
-            super::forbidden("this reservation belongs to another user")
-        }
-        Ok(Some(r)) => json(
-            StatusCode::OK,
-            &ReservationBody {
-                reservation_id: &id,
-                train_id,
-                user_id: r.user_id.as_deref(),
-                seats: r.seats,
-                created_at_ms: r.created_at_ms,
-            },
-        ),
-        Ok(None) => unknown_reservation(train_id, &id),
-        Err(e) => store_error(e),
+    if caller.is_some() && r.user_id != caller {
+        return Err(super::forbidden("this reservation belongs to another user"));
     }
+    Ok(json(
+        StatusCode::OK,
+        &ReservationBody {
+            reservation_id: &id,
+            train_id,
+            user_id: r.user_id.as_deref(),
+            seats: r.seats,
+            created_at_ms: r.created_at_ms,
+        },
+    ))
 }
 
 /// A cancelled reservation: its seats are back on sale.
@@ -232,32 +205,26 @@ pub(super) async fn cancel(
     train_id: &str,
     raw_id: &str,
     req: Request<Incoming>,
-) -> Reply {
-    let id = match request::parse_id(raw_id, "reservation_id") {
-        Ok(id) => id,
-        Err(detail) => return invalid(detail),
-    };
-    let caller = match owner_check(app, req.headers(), true) {
-        Ok(caller) => caller,
-        Err(reply) => return reply,
-    };
-    match app.store.cancel(train_id, &id, caller.as_deref()).await {
-        Ok((200, remaining, seats)) => json(
-            StatusCode::OK,
-            &Cancelled {
-                reservation_id: &id,
-                train_id,
-                seats,
-                remaining,
-            },
-        ),
-        Ok((403, _, _)) => super::forbidden("this reservation belongs to another user"),
-        Ok((404, -1, _)) => unknown_train(train_id),
-        Ok((404, _, _)) => unknown_reservation(train_id, &id),
-        Ok((429, ms, _)) => respond::locked(ms),
-        Ok((other, _, _)) => unexpected("cancel.lua", other),
-        Err(e) => store_error(e),
-    }
+) -> Answer {
+    let (id, caller) = target(app, raw_id, "reservation_id", req.headers(), true)?;
+    Ok(
+        match app.store.cancel(train_id, &id, caller.as_deref()).await? {
+            (200, remaining, seats) => json(
+                StatusCode::OK,
+                &Cancelled {
+                    reservation_id: &id,
+                    train_id,
+                    seats,
+                    remaining,
+                },
+            ),
+            (403, _, _) => super::forbidden("this reservation belongs to another user"),
+            (404, -1, _) => unknown_train(train_id),
+            (404, _, _) => unknown_reservation(train_id, &id),
+            (429, ms, _) => respond::locked(ms),
+            (other, _, _) => unexpected("cancel.lua", other),
+        },
+    )
 }
 
 fn unknown_reservation(train_id: &str, id: &str) -> Reply {

@@ -9,10 +9,10 @@ use hyper::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{read_body, store_error, unexpected, unknown_train, App};
+use super::{read_body, unexpected, unknown_train, Answer, App};
 use crate::{
     request::{self, Admin},
-    respond::{self, error, invalid, json, ErrorBody, Reply},
+    respond::{self, error, invalid, json, ErrorBody},
 };
 
 /// A train's figures. Expired holds count as `remaining`, never as `held`.
@@ -44,23 +44,24 @@ struct TrainView<'a> {
         (status = 503, response = super::docs::Unavailable),
     ),
 )]
-pub(super) async fn get(app: &App, id: &str) -> Reply {
-    match app.store.train(id).await {
-        Ok(Some(state)) => json(
-            StatusCode::OK,
-            &TrainView {
-                train_id: id,
-                capacity: state.capacity,
-                remaining: state.remaining,
-                sold: state.sold,
-                held: state.held,
-                locked: state.lock.is_some(),
-                lock_ttl_ms: state.lock.unwrap_or(Some(0)),
-            },
-        ),
-        Ok(None) => unknown_train(id),
-        Err(e) => store_error(e),
-    }
+pub(super) async fn get(app: &App, id: &str) -> Answer {
+    let state = app
+        .store
+        .train(id)
+        .await?
+        .ok_or_else(|| unknown_train(id))?;
+    Ok(json(
+        StatusCode::OK,
+        &TrainView {
+            train_id: id,
+            capacity: state.capacity,
+            remaining: state.remaining,
+            sold: state.sold,
+            held: state.held,
+            locked: state.lock.is_some(),
+            lock_ttl_ms: state.lock.unwrap_or(Some(0)),
+        },
+    ))
 }
 
 /// A train just created or reset.
@@ -94,17 +95,17 @@ struct TrainCreated<'a> {
         (status = 503, response = super::docs::Unavailable),
     ),
 )]
-pub(super) async fn put(app: &App, id: &str, req: Request<Incoming>) -> Reply {
+pub(super) async fn put(app: &App, id: &str, req: Request<Incoming>) -> Answer {
     let authorization = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
     match request::check_admin(app.config.admin_token.as_deref(), authorization) {
         Admin::Allowed => {}
         Admin::Disabled => {
-            return error(
+            return Err(error(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "admin endpoints are disabled: set ADMIN_TOKEN to enable them",
                 &[],
-            )
+            ))
         }
         Admin::Denied => {
             let mut reply = error(
@@ -116,36 +117,31 @@ pub(super) async fn put(app: &App, id: &str, req: Request<Incoming>) -> Reply {
             reply
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return reply;
+            return Err(reply);
         }
     }
-    let body = match read_body(req).await {
-        Ok(body) => body,
-        Err(reply) => return reply,
-    };
-    let put = match request::parse_put_train(&body) {
-        Ok(put) => put,
-        Err(detail) => return invalid(detail),
-    };
+    let body = read_body(req).await?;
+    let put = request::parse_put_train(&body).map_err(invalid)?;
     let created = TrainCreated {
         train_id: id,
         capacity: put.capacity,
         remaining: put.capacity,
         sold: 0,
     };
-    match app.store.put_train(id, put.capacity, put.reset).await {
-        Ok((201, _)) => json(StatusCode::CREATED, &created),
-        Ok((200, _)) => json(StatusCode::OK, &created),
-        Ok((409, _)) => error(
-            StatusCode::CONFLICT,
-            "exists",
-            format!(
+    Ok(
+        match app.store.put_train(id, put.capacity, put.reset).await? {
+            (201, _) => json(StatusCode::CREATED, &created),
+            (200, _) => json(StatusCode::OK, &created),
+            (409, _) => error(
+                StatusCode::CONFLICT,
+                "exists",
+                format!(
                 "train {id} exists; send \"reset\": true to reset its capacity and clear its sales"
             ),
-            &[],
-        ),
-        Ok((429, ms)) => respond::locked(ms),
-        Ok((other, _)) => unexpected("put_train.lua", other),
-        Err(e) => store_error(e),
-    }
+                &[],
+            ),
+            (429, ms) => respond::locked(ms),
+            (other, _) => unexpected("put_train.lua", other),
+        },
+    )
 }

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use fred::types::Value;
 use serde::Deserialize;
 
-use super::{int, per_member, reservations::GiveBack, status_code, user_arg, Store, StoreError};
+use super::{int, reservations::GiveBack, status_code, user_arg, Store, StoreError};
 use crate::batch::Decide;
 
 /// One hold request, as `hold.lua` takes it.
@@ -66,12 +65,12 @@ impl Decide for Holding {
     type Member = HoldRequest;
     type Answer = HoldReply;
 
-    async fn decide(
-        &self,
-        train_id: &str,
-        batch: &[HoldRequest],
-    ) -> Result<Vec<HoldReply>, StoreError> {
-        self.0.hold(train_id, batch).await
+    fn shard(&self, train_id: &str) -> u16 {
+        self.0.shard(train_id)
+    }
+
+    async fn decide(&self, batch: &[(String, HoldRequest)]) -> Result<Vec<HoldReply>, StoreError> {
+        self.0.hold(batch).await
     }
 }
 
@@ -82,43 +81,43 @@ impl Decide for Confirming {
     type Member = Confirm;
     type Answer = ConfirmReply;
 
-    async fn decide(
-        &self,
-        train_id: &str,
-        batch: &[Confirm],
-    ) -> Result<Vec<ConfirmReply>, StoreError> {
-        self.0.confirm(train_id, batch).await
+    fn shard(&self, train_id: &str) -> u16 {
+        self.0.shard(train_id)
+    }
+
+    async fn decide(&self, batch: &[(String, Confirm)]) -> Result<Vec<ConfirmReply>, StoreError> {
+        self.0.confirm(batch).await
     }
 }
 
 impl Store {
-    /// Runs `hold.lua` for one or more hold requests on one train, in order.
+    /// Runs `hold.lua` for hold requests on one or more trains (in order
+    /// within each train); one reply each, in the batch's order.
     pub async fn hold(
         &self,
-        train_id: &str,
-        batch: &[HoldRequest],
+        batch: &[(String, HoldRequest)],
     ) -> Result<Vec<HoldReply>, StoreError> {
-        let mut keys = self.keys(train_id);
-        let mut members = Vec::with_capacity(6 * batch.len());
-        for h in batch {
-            let (record, fingerprint) = match &h.idempotency {
-                None => (0, String::new()),
-                Some((key, fp)) => (keys.idempotency(key), fp.clone()),
-            };
-            members.extend([
-                h.hold_id.clone(),
-                h.seats.to_string(),
-                user_arg(h.user_id.as_deref()),
-                h.ttl_ms.to_string(),
-                record.to_string(),
-                fingerprint,
-            ]);
-        }
-        let token = batch.first().map(|h| h.hold_id.clone()).unwrap_or_default();
-        let reply: Vec<Value> = self
-            .call_train(&self.scripts.hold, keys, token, members)
+        let token = batch
+            .first()
+            .map(|(_, h)| h.hold_id.clone())
+            .unwrap_or_default();
+        let replies = self
+            .call_trains(&self.scripts.hold, batch, token, 5, |h, records| {
+                let (record, fingerprint) = match &h.idempotency {
+                    None => (0, String::new()),
+                    Some((key, fp)) => (records.index(key), fp.clone()),
+                };
+                vec![
+                    h.hold_id.clone(),
+                    h.seats.to_string(),
+                    user_arg(h.user_id.as_deref()),
+                    h.ttl_ms.to_string(),
+                    record.to_string(),
+                    fingerprint,
+                ]
+            })
             .await?;
-        per_member(reply, 5, batch.len())?
+        replies
             .into_iter()
             .map(|answer| {
                 Ok(HoldReply {
@@ -132,21 +131,19 @@ impl Store {
             .collect()
     }
 
-    /// Runs `confirm.lua` for one or more confirms on one train, in order.
+    /// Runs `confirm.lua` for confirms on one or more trains (in order
+    /// within each train); one reply each, in the batch's order.
     pub async fn confirm(
         &self,
-        train_id: &str,
-        batch: &[Confirm],
+        batch: &[(String, Confirm)],
     ) -> Result<Vec<ConfirmReply>, StoreError> {
-        let mut members = Vec::with_capacity(2 * batch.len());
-        for c in batch {
-            members.extend([c.hold_id.clone(), user_arg(c.caller.as_deref())]);
-        }
         let token = uuid::Uuid::new_v4().to_string();
-        let reply: Vec<Value> = self
-            .call_train(&self.scripts.confirm, self.keys(train_id), token, members)
+        let replies = self
+            .call_trains(&self.scripts.confirm, batch, token, 4, |c, _| {
+                vec![c.hold_id.clone(), user_arg(c.caller.as_deref())]
+            })
             .await?;
-        per_member(reply, 4, batch.len())?
+        replies
             .into_iter()
             .map(|answer| {
                 Ok(ConfirmReply {
@@ -166,12 +163,15 @@ impl Store {
         hold_id: &str,
         caller: Option<&str>,
     ) -> Result<GiveBack, StoreError> {
-        let members = vec![hold_id.to_owned(), user_arg(caller)];
-        let token = uuid::Uuid::new_v4().to_string();
-        let (status, n, seats): (i64, i64, i64) = self
-            .call_train(&self.scripts.release, self.keys(train_id), token, members)
+        let member = vec![hold_id.to_owned(), user_arg(caller)];
+        let answer = self
+            .call_one(&self.scripts.release, train_id, member, 3)
             .await?;
-        Ok((status_code(status)?, n, seats))
+        Ok((
+            status_code(int(&answer[0])?)?,
+            int(&answer[1])?,
+            int(&answer[2])?,
+        ))
     }
 
     /// One hold: 200 with its record while live, 410 once expired, 404 otherwise.
@@ -180,8 +180,7 @@ impl Store {
         train_id: &str,
         hold_id: &str,
     ) -> Result<(u16, Option<HoldView>), StoreError> {
-        let keys = self.keys(train_id);
-        let key_list = vec![keys.get("holds"), keys.get("ended")];
+        let key_list = vec![self.key(train_id, "holds"), self.key(train_id, "ended")];
         let (status, raw): (i64, String) = self
             .eval(&self.scripts.get_hold, key_list, vec![hold_id.to_owned()])
             .await?;

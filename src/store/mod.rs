@@ -5,8 +5,14 @@
 //! everything that must be atomic happens inside Redis and these files only name
 //! keys, pass arguments and decode replies. They decide nothing: the status a
 //! script returns is the HTTP status the client gets.
+//!
+//! Two things only replicas and clusters need have their own files: the `WAIT`
+//! after a write when `REPLICA_ACKS` is set (`replicas`), and the script
+//! caches of every primary for `/readyz` (`primaries`).
 
 mod holds;
+mod primaries;
+mod replicas;
 mod reservations;
 pub mod scripts;
 mod trains;
@@ -15,7 +21,7 @@ pub use holds::{Confirm, ConfirmReply, Confirming, HoldReply, HoldRequest, HoldV
 pub use reservations::{Reservation, ReservationView, ReserveReply, Reserving};
 pub use trains::TrainState;
 
-use scripts::{Scripts, TrainKeys};
+use scripts::{train_key, Scripts, TRAIN_KEYS};
 
 use std::{sync::Arc, time::Duration};
 
@@ -93,9 +99,13 @@ pub struct Store {
     prefix: String,
     /// ARGV[2..=4] of every train script: lock PX, memory, per-user limit.
     common: [String; 3],
+    /// A Redis Cluster: one script call may only touch one hash slot.
+    clustered: bool,
     timeout: Duration,
     /// Counts script calls (`script_calls_total`) and batch sizes.
     pub metrics: Arc<Metrics>,
+    /// `REPLICA_ACKS`: replicas that must acknowledge each write (see `replicas`).
+    replica_acks: u32,
 }
 
 impl Store {
@@ -109,6 +119,7 @@ impl Store {
         // for good, and the service would never become ready.
         redis_config.fail_fast = false;
         let timeout = config.request_timeout();
+        let clustered = redis_config.server.is_clustered();
         let pool = Builder::from_config(redis_config)
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .set_performance_config(PerformanceConfig {
@@ -133,6 +144,7 @@ impl Store {
             .build_pool(POOL_SIZE)
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         Ok(Store {
+            clustered,
             pool,
             scripts: Scripts::new(),
             prefix: config.key_prefix.clone(),
@@ -143,6 +155,7 @@ impl Store {
             ],
             timeout,
             metrics,
+            replica_acks: config.replica_acks,
         })
     }
 
@@ -191,26 +204,96 @@ impl Store {
             .collect()
     }
 
-    /// The keys of one train, to which a call adds its idempotency records.
-    fn keys<'a>(&'a self, train_id: &'a str) -> TrainKeys<'a> {
-        TrainKeys::new(&self.prefix, train_id)
+    /// Which group-commit queue a train's requests join: requests that one
+    /// script call may carry together share a shard. A single Redis runs any
+    /// keys in one call (one shard); a cluster only keys of one hash slot.
+    pub fn shard(&self, train_id: &str) -> u16 {
+        if self.clustered {
+            fred::util::redis_keyslot(format!("{{{train_id}}}").as_bytes())
+        } else {
+            0
+        }
     }
 
-    /// One call of a train script (prelude.lua + its own part): the train's
-    /// keys, the common ARGV (lock token, lock PX, memory, per-user limit),
-    /// then the members.
-    async fn call_train<R: FromValue>(
+    /// The name of one key of a train.
+    fn key(&self, train_id: &str, name: &str) -> String {
+        train_key(&self.prefix, train_id, name)
+    }
+
+    /// One call of a train script (prelude.lua + its own part) for a batch
+    /// whose members may name different trains. KEYS: ten per train, then
+    /// the idempotency records the members name; ARGV: the common four
+    /// (lock token, lock PX, memory, per-user limit), then per train the
+    /// index of its first key, its member count and its members' `fields`
+    /// (in arrival order within the train). Returns `width` reply values per
+    /// member, in the batch's order. Every train script writes, so with
+    /// `REPLICA_ACKS` the call waits for the replicas (`eval_write`).
+    async fn call_trains<M>(
         &self,
         script: &Script,
-        keys: TrainKeys<'_>,
+        batch: &[(String, M)],
         token: String,
-        members: Vec<String>,
-    ) -> Result<R, StoreError> {
-        let mut args = Vec::with_capacity(4 + members.len());
+        width: usize,
+        fields: impl Fn(&M, &mut Records) -> Vec<String>,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        // Trains in order of first arrival, each with its members' positions.
+        let mut trains: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (at, (train, _)) in batch.iter().enumerate() {
+            match trains.iter_mut().find(|(t, _)| *t == train.as_str()) {
+                Some((_, members)) => members.push(at),
+                None => trains.push((train, vec![at])),
+            }
+        }
+        let mut keys = Vec::with_capacity(TRAIN_KEYS.len() * trains.len() + 1);
+        for (train, _) in &trains {
+            keys.extend(TRAIN_KEYS.iter().map(|name| self.key(train, name)));
+        }
+        let mut records = Records {
+            first: keys.len(),
+            train: String::new(),
+            names: Vec::new(),
+        };
+        let mut args = Vec::with_capacity(4 + 2 * trains.len() + 6 * batch.len());
         args.push(token);
         args.extend(self.common.iter().cloned());
-        args.extend(members);
-        self.eval(script, keys.into_list(), args).await
+        let mut order = Vec::with_capacity(batch.len());
+        for (n, (train, members)) in trains.iter().enumerate() {
+            args.push((TRAIN_KEYS.len() * n + 1).to_string());
+            args.push(members.len().to_string());
+            for &at in members {
+                records.train = self.key(train, "idem:");
+                args.extend(fields(&batch[at].1, &mut records));
+                order.push(at);
+            }
+        }
+        keys.extend(records.names);
+        let reply = self.eval_write(script, keys, args).await?;
+        let reply: Vec<Value> = FromValue::from_value(reply)
+            .map_err(|e| StoreError::Failed(format!("unexpected script reply: {e}")))?;
+        let mut answers: Vec<Vec<Value>> = vec![Vec::new(); batch.len()];
+        for (answer, at) in per_member(reply, width, batch.len())?
+            .into_iter()
+            .zip(order)
+        {
+            answers[at] = answer;
+        }
+        Ok(answers)
+    }
+
+    /// `call_trains` for one member of one train (release, cancel, put_train).
+    async fn call_one(
+        &self,
+        script: &Script,
+        train_id: &str,
+        member: Vec<String>,
+        width: usize,
+    ) -> Result<Vec<Value>, StoreError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let batch = [(train_id.to_owned(), member)];
+        let mut answers = self
+            .call_trains(script, &batch, token, width, |m, _| m.clone())
+            .await?;
+        Ok(answers.pop().unwrap_or_default())
     }
 
     /// One `EVALSHA`. On NOSCRIPT (Redis restarted, failed over, or an
@@ -286,6 +369,32 @@ fn per_member(
         )));
     }
     Ok(reply.chunks_exact(width).map(<[Value]>::to_vec).collect())
+}
+
+/// The idempotency records a call names, after the trains' keys.
+pub(crate) struct Records {
+    /// KEYS before the first record (ten per train).
+    first: usize,
+    /// `PREFIX:{ID}:idem:` of the member being added.
+    train: String,
+    names: Vec<String>,
+}
+
+impl Records {
+    /// The 1-based KEYS index of the record for an Idempotency-Key on the
+    /// member's train, added once: two requests with one key share one
+    /// record (the second replays).
+    pub fn index(&mut self, key: &str) -> usize {
+        let name = format!("{}{key}", self.train);
+        let at = match self.names.iter().position(|k| *k == name) {
+            Some(at) => at,
+            None => {
+                self.names.push(name);
+                self.names.len() - 1
+            }
+        };
+        self.first + at + 1
+    }
 }
 
 /// A user as the scripts take it: '' (anonymous) or a JSON string literal.

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use fred::prelude::HashesInterface;
-use fred::types::Value;
 use serde::Deserialize;
 
-use super::{int, per_member, status_code, user_arg, Store, StoreError};
+use super::{int, status_code, user_arg, Store, StoreError};
 use crate::batch::Decide;
 
 /// One reservation request, as `reserve.lua` takes it. Owned, because it
@@ -50,48 +49,47 @@ impl Decide for Reserving {
     type Member = Reservation;
     type Answer = ReserveReply;
 
+    fn shard(&self, train_id: &str) -> u16 {
+        self.0.shard(train_id)
+    }
+
     async fn decide(
         &self,
-        train_id: &str,
-        batch: &[Reservation],
+        batch: &[(String, Reservation)],
     ) -> Result<Vec<ReserveReply>, StoreError> {
         self.0.metrics.batch(batch.len());
-        self.0.reserve(train_id, batch).await
+        self.0.reserve(batch).await
     }
 }
 
 impl Store {
-    /// Runs `reserve.lua` for one or more reservations on one train, in order;
-    /// one reply each, in the same order.
+    /// Runs `reserve.lua` for reservations on one or more trains (in order
+    /// within each train); one reply each, in the batch's order.
     pub async fn reserve(
         &self,
-        train_id: &str,
-        batch: &[Reservation],
+        batch: &[(String, Reservation)],
     ) -> Result<Vec<ReserveReply>, StoreError> {
-        let mut keys = self.keys(train_id);
-        let mut members = Vec::with_capacity(5 * batch.len());
-        for r in batch {
-            let (record, fingerprint) = match &r.idempotency {
-                None => (0, String::new()),
-                Some((key, fp)) => (keys.idempotency(key), fp.clone()),
-            };
-            members.extend([
-                r.reservation_id.clone(),
-                r.seats.to_string(),
-                user_arg(r.user_id.as_deref()),
-                record.to_string(),
-                fingerprint,
-            ]);
-        }
         // The first reservation id is a fresh UUID: it doubles as the lock token.
         let token = batch
             .first()
-            .map(|r| r.reservation_id.clone())
+            .map(|(_, r)| r.reservation_id.clone())
             .unwrap_or_default();
-        let reply: Vec<Value> = self
-            .call_train(&self.scripts.reserve, keys, token, members)
+        let replies = self
+            .call_trains(&self.scripts.reserve, batch, token, 4, |r, records| {
+                let (record, fingerprint) = match &r.idempotency {
+                    None => (0, String::new()),
+                    Some((key, fp)) => (records.index(key), fp.clone()),
+                };
+                vec![
+                    r.reservation_id.clone(),
+                    r.seats.to_string(),
+                    user_arg(r.user_id.as_deref()),
+                    record.to_string(),
+                    fingerprint,
+                ]
+            })
             .await?;
-        per_member(reply, 4, batch.len())?
+        replies
             .into_iter()
             .map(|answer| {
                 Ok(ReserveReply {
@@ -112,12 +110,15 @@ impl Store {
         reservation_id: &str,
         caller: Option<&str>,
     ) -> Result<GiveBack, StoreError> {
-        let members = vec![reservation_id.to_owned(), user_arg(caller)];
-        let token = uuid::Uuid::new_v4().to_string();
-        let (status, n, seats): (i64, i64, i64) = self
-            .call_train(&self.scripts.cancel, self.keys(train_id), token, members)
+        let member = vec![reservation_id.to_owned(), user_arg(caller)];
+        let answer = self
+            .call_one(&self.scripts.cancel, train_id, member, 3)
             .await?;
-        Ok((status_code(status)?, n, seats))
+        Ok((
+            status_code(int(&answer[0])?)?,
+            int(&answer[1])?,
+            int(&answer[2])?,
+        ))
     }
 
     /// One stored reservation; `None` when there is none under that id.
@@ -126,7 +127,7 @@ impl Store {
         train_id: &str,
         reservation_id: &str,
     ) -> Result<Option<ReservationView>, StoreError> {
-        let key = self.keys(train_id).get("reservations");
+        let key = self.key(train_id, "reservations");
         let raw: Option<String> = self
             .bounded(self.pool.next().hget(key, reservation_id))
             .await?;

@@ -4,11 +4,12 @@
 //! part: the prelude holds what all of them need (the lock with its
 //! compare-and-delete, the clock, reclaiming expired holds, per-user counts),
 //! so it is written once and each call is still one self-contained EVALSHA.
-//! Those scripts all take the same ten keys, in `TRAIN_KEYS` order.
+//! Those scripts all take ten keys per train, in `TRAIN_KEYS` order, and may
+//! carry several trains in one call (see prelude.lua).
 
 use fred::types::scripts::Script;
 
-/// Keys of a train, in the order every train script takes them (KEYS[1..=10]).
+/// Keys of a train, in the order every train script takes them (ten per train).
 pub const TRAIN_KEYS: [&str; 10] = [
     "stock",
     "capacity",
@@ -112,50 +113,4 @@ impl Scripts {
 /// keeps all of a train's keys in one Cluster slot.
 pub fn train_key(prefix: &str, train_id: &str, name: &str) -> String {
     format!("{prefix}:{{{train_id}}}:{name}")
-}
-
-/// The keys of one train for one call: the ten of `TRAIN_KEYS`, then the
-/// idempotency records the call's members name.
-pub(crate) struct TrainKeys<'a> {
-    prefix: &'a str,
-    train_id: &'a str,
-    list: Vec<String>,
-}
-
-impl<'a> TrainKeys<'a> {
-    pub fn new(prefix: &'a str, train_id: &'a str) -> TrainKeys<'a> {
-        let list = TRAIN_KEYS
-            .iter()
-            .map(|name| train_key(prefix, train_id, name))
-            .collect();
-        TrainKeys {
-            prefix,
-            train_id,
-            list,
-        }
-    }
-
-    /// One of the ten keys, by name.
-    pub fn get(&self, name: &str) -> String {
-        let at = TRAIN_KEYS.iter().position(|k| *k == name);
-        at.map(|at| self.list[at].clone())
-            .unwrap_or_else(|| train_key(self.prefix, self.train_id, name))
-    }
-
-    /// The 1-based KEYS index of the record for an Idempotency-Key, added
-    /// once: two requests with one key share one record (the second replays).
-    pub fn idempotency(&mut self, key: &str) -> usize {
-        let name = train_key(self.prefix, self.train_id, &format!("idem:{key}"));
-        match self.list.iter().position(|k| *k == name) {
-            Some(at) => at + 1,
-            None => {
-                self.list.push(name);
-                self.list.len()
-            }
-        }
-    }
-
-    pub fn into_list(self) -> Vec<String> {
-        self.list
-    }
 }

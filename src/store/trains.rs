@@ -1,7 +1,7 @@
 //! Trains in Redis: the snapshot behind `GET /trains/{id}` (`train.lua`,
 //! read-only) and creating or resetting one (`put_train.lua`).
 
-use super::{status_code, Store, StoreError};
+use super::{int, status_code, Store, StoreError};
 
 /// `train.lua`'s reply, for GET /trains/{id}.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,6 @@ impl Store {
     /// `None` when the train does not exist. Holds that have expired count as
     /// remaining, reclaimed or not (see `train.lua`).
     pub async fn train(&self, train_id: &str) -> Result<Option<TrainState>, StoreError> {
-        let keys = self.keys(train_id);
         let key_list = [
             "stock",
             "capacity",
@@ -28,7 +27,7 @@ impl Store {
             "holds",
             "hold_expiry",
         ]
-        .map(|name| keys.get(name))
+        .map(|name| self.key(train_id, name))
         .into();
         type Raw = (
             Option<String>,
@@ -74,14 +73,13 @@ impl Store {
         capacity: u64,
         reset: bool,
     ) -> Result<(u16, i64), StoreError> {
-        let members = vec![
+        let member = vec![
             capacity.to_string(),
             if reset { "1" } else { "0" }.to_owned(),
         ];
-        let token = uuid::Uuid::new_v4().to_string();
-        let (status, n): (i64, i64) = self
-            .call_train(&self.scripts.put_train, self.keys(train_id), token, members)
+        let answer = self
+            .call_one(&self.scripts.put_train, train_id, member, 2)
             .await?;
-        Ok((status_code(status)?, n))
+        Ok((status_code(int(&answer[0])?)?, int(&answer[1])?))
     }
 }

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod cluster;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use fred::{
@@ -66,6 +68,28 @@ impl Harness {
         harness
     }
 
+    /// The service against a Redis this harness did not start (a `Cluster`,
+    /// which the test keeps and drops after the harness). `cli` is a client of
+    /// that URL, so on a cluster it follows the keys to their primaries.
+    pub async fn start_on(redis_url: &str, adjust: impl FnOnce(&mut Config)) -> Harness {
+        let mut config = Config::for_tests(redis_url);
+        config.admin_token = Some(ADMIN_TOKEN.to_owned());
+        adjust(&mut config);
+        let server = Server::start(config, redis_url)
+            .await
+            .expect("server starts");
+        let harness = Harness {
+            server: Some(server),
+            redis: None,
+            redis_url: redis_url.to_owned(),
+            http: http_client(),
+            cli: redis_client(redis_url).await,
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        harness.wait_ready().await;
+        harness
+    }
+
     pub fn server(&self) -> &Server {
         self.server.as_ref().expect("server running")
     }
@@ -93,6 +117,17 @@ impl Harness {
         .await;
     }
 
+    /// Runs any Redis command; its error as text.
+    pub async fn cmd_result(&self, name: &'static str, args: Vec<String>) -> Result<Value, String> {
+        self.cli
+            .custom(
+                CustomCommand::new_static(name, ClusterHash::FirstKey, false),
+                args,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Runs any Redis command, as redis-cli would.
     pub async fn cmd(&self, name: &'static str, args: Vec<String>) -> Value {
         redis_cmd(&self.cli, name, args).await
@@ -106,6 +141,28 @@ impl Harness {
             .send()
             .await
             .expect("POST /reserve");
+        parts(response).await
+    }
+
+    /// Any request: method, path, optional JSON body, optional bearer token.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Json>,
+        bearer: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Json) {
+        let mut request = self.http.request(method.clone(), self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         parts(response).await
     }
 
@@ -128,25 +185,50 @@ impl Harness {
                     .expect("integer value"),
             ),
         };
-        // RESP2: HGETALL is a flat array of field, value, field, value...
-        let reservations = match self.cmd("HGETALL", vec![key("reservations")]).await {
+        // RESP2: HGETALL and ZRANGE WITHSCORES are flat arrays of pairs.
+        let pairs = |v: Value| match v {
             Value::Array(items) => items
                 .chunks(2)
                 .map(|pair| {
                     let field = pair[0].as_string().expect("field");
-                    let value = pair[1].as_string().expect("value");
-                    let json: Json = serde_json::from_str(&value).expect("reservation JSON");
-                    (field, json)
+                    (field, pair[1].as_string().expect("value"))
                 })
-                .collect(),
-            other => panic!("unexpected HGETALL reply {other:?}"),
+                .collect::<BTreeMap<String, String>>(),
+            other => panic!("unexpected reply {other:?}"),
         };
+        let records = |v: Value| {
+            pairs(v)
+                .into_iter()
+                .map(|(id, raw)| (id, serde_json::from_str(&raw).expect("record JSON")))
+                .collect()
+        };
+        let expiry = self
+            .cmd(
+                "ZRANGE",
+                vec![
+                    key("hold_expiry"),
+                    "0".into(),
+                    "-1".into(),
+                    "WITHSCORES".into(),
+                ],
+            )
+            .await;
         TrainKeys {
             stock: int(self.cmd("GET", vec![key("stock")]).await),
             capacity: int(self.cmd("GET", vec![key("capacity")]).await),
             sold: int(self.cmd("GET", vec![key("sold")]).await),
+            held: int(self.cmd("GET", vec![key("held")]).await),
             lock: self.cmd("GET", vec![key("lock")]).await.as_string(),
-            reservations,
+            reservations: records(self.cmd("HGETALL", vec![key("reservations")]).await),
+            holds: records(self.cmd("HGETALL", vec![key("holds")]).await),
+            hold_expiry: pairs(expiry)
+                .into_iter()
+                .map(|(id, score)| (id, score.parse().expect("score")))
+                .collect(),
+            users: pairs(self.cmd("HGETALL", vec![key("users")]).await)
+                .into_iter()
+                .map(|(user, n)| (user, n.parse().expect("seats")))
+                .collect(),
         }
     }
 
@@ -181,13 +263,15 @@ impl Drop for Harness {
 /// Calls a train script directly with EVAL (as a client library's retry
 /// would re-send it): the train's ten keys plus `idem_keys`, the common
 /// arguments (lock token, lock PX 3000, memory 24 h, `limit` seats per user),
-/// then `members`.
+/// then the one train's key index (1), member count and `members` (`width`
+/// fields each, flat).
 pub async fn eval_train_script(
     cli: &fred::prelude::Client,
     script: &str,
     train: &str,
     idem_keys: &[&str],
     limit: u64,
+    width: usize,
     members: Vec<String>,
 ) -> Result<Value, String> {
     let mut keys: Vec<String> = train_reservation::store::scripts::TRAIN_KEYS
@@ -207,6 +291,7 @@ pub async fn eval_train_script(
         "86400000".into(),
         limit.to_string(),
     ]);
+    args.extend(["1".into(), (members.len() / width).to_string()]);
     args.extend(members);
     cli.custom::<Value, String>(
         CustomCommand::new_static("EVAL", ClusterHash::FirstKey, false),
@@ -222,28 +307,67 @@ pub struct TrainKeys {
     pub stock: Option<i64>,
     pub capacity: Option<i64>,
     pub sold: Option<i64>,
+    pub held: Option<i64>,
     pub lock: Option<String>,
     pub reservations: BTreeMap<String, Json>,
+    pub holds: BTreeMap<String, Json>,
+    /// hold id -> expires_at_ms
+    pub hold_expiry: BTreeMap<String, i64>,
+    pub users: BTreeMap<String, i64>,
 }
 
 impl TrainKeys {
-    /// The contract's invariants: capacity = stock + sold, stock >= 0, and
-    /// the reservations' seats add up to sold.
+    /// The contract's invariant: capacity = stock + sold + held, stock >= 0,
+    /// held >= 0; the reservations' seats add up to sold, the holds' to held;
+    /// `holds` and `hold_expiry` name the same holds (with the same expiry);
+    /// and `users` adds up to the named users' reserved plus held seats.
     pub fn assert_invariants(&self) {
         let stock = self.stock.expect("stock exists");
         let sold = self.sold.unwrap_or(0);
-        assert!(stock >= 0, "stock went negative: {self:?}");
+        let held = self.held.unwrap_or(0);
+        assert!(
+            stock >= 0 && held >= 0,
+            "stock or held went negative: {self:?}"
+        );
         assert_eq!(
             self.capacity,
-            Some(stock + sold),
-            "capacity != stock + sold: {self:?}"
+            Some(stock + sold + held),
+            "capacity != stock + sold + held: {self:?}"
         );
-        let booked: i64 = self
-            .reservations
-            .values()
-            .map(|r| r["seats"].as_i64().expect("seats"))
-            .sum();
-        assert_eq!(booked, sold, "reservations' seats != sold: {self:?}");
+        let seats = |records: &BTreeMap<String, Json>| -> i64 {
+            records
+                .values()
+                .map(|r| r["seats"].as_i64().expect("seats"))
+                .sum()
+        };
+        assert_eq!(
+            seats(&self.reservations),
+            sold,
+            "reservations' seats != sold: {self:?}"
+        );
+        assert_eq!(seats(&self.holds), held, "holds' seats != held: {self:?}");
+        let expiry: BTreeMap<String, i64> = self
+            .holds
+            .iter()
+            .map(|(id, h)| {
+                (
+                    id.clone(),
+                    h["expires_at_ms"].as_i64().expect("expires_at_ms"),
+                )
+            })
+            .collect();
+        assert_eq!(expiry, self.hold_expiry, "holds != hold_expiry: {self:?}");
+        let mut per_user: BTreeMap<String, i64> = BTreeMap::new();
+        for r in self.reservations.values().chain(self.holds.values()) {
+            if let Some(user) = r["user_id"].as_str() {
+                *per_user.entry(user.to_owned()).or_default() +=
+                    r["seats"].as_i64().expect("seats");
+            }
+        }
+        assert_eq!(
+            per_user, self.users,
+            "users != seats per named user: {self:?}"
+        );
     }
 }
 
@@ -350,13 +474,25 @@ pub struct Load {
 
 impl Load {
     pub fn start(h: &Harness, workers: usize, max_each: usize, body: Json) -> Load {
+        Load::start_over(&h.http, vec![(h.url("/reserve"), body)], workers, max_each)
+    }
+
+    /// The same over several (URL, body) targets: worker `i` posts to
+    /// `targets[i % targets.len()]` (several trains, several instances).
+    pub fn start_over(
+        http: &reqwest::Client,
+        targets: Vec<(String, Json)>,
+        workers: usize,
+        max_each: usize,
+    ) -> Load {
         use std::sync::{atomic::*, Arc};
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicUsize::new(0));
         let ok = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..workers {
-            let (http, url, body) = (h.http.clone(), h.url("/reserve"), body.clone());
+        for worker in 0..workers {
+            let (url, body) = targets[worker % targets.len()].clone();
+            let http = http.clone();
             let (stop, done, ok) = (stop.clone(), done.clone(), ok.clone());
             tasks.spawn(async move {
                 let mut results = Vec::new();
