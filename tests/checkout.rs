@@ -49,6 +49,15 @@ async fn a_mixed_swarm_keeps_the_invariant_while_holds_expire() {
     let h = Harness::start_with(|c| c.max_seats_per_user = LIMIT).await;
     h.create_train("mix", CAPACITY).await;
     let base = h.url("/trains/mix");
+    // Buyers who walk away: their holds expire at 1 s, while the swarm (2.4 s
+    // or more) still runs, so the swarm's own calls must reclaim them.
+    for _ in 0..3 {
+        let body = json!({"user_id": "walked-away", "ttl_ms": 1000});
+        let (status, _, _) = h
+            .call(Method::POST, "/trains/mix/holds", Some(body), None)
+            .await;
+        assert_eq!(status, 201);
+    }
 
     let mut tasks = JoinSet::new();
     for worker in 0..WORKERS {
