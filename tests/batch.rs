@@ -13,37 +13,15 @@ use train_reservation::store::scripts::RESERVE;
 /// idempotency record index (0 = none), fingerprint.
 type Member<'a> = (&'a str, u8, &'a str, usize, &'a str);
 
-/// Calls reserve.lua directly with a batch; returns (status, n, replayed) each.
+/// Calls reserve.lua directly with a batch for one train (its idempotency
+/// records named by `idem_keys`); returns (status, n, replayed) each.
 async fn call(
     h: &Harness,
     train: &str,
     idem_keys: &[&str],
     members: &[Member<'_>],
 ) -> Result<Vec<(i64, i64, i64)>, String> {
-    let mut args = Vec::new();
-    for (id, seats, user, idem, fp) in members {
-        args.extend([
-            id.to_string(),
-            seats.to_string(),
-            user.to_string(),
-            idem.to_string(),
-            fp.to_string(),
-        ]);
-    }
-    let reply = common::eval_train_script(&h.cli, RESERVE, train, idem_keys, 0, 5, args).await?;
-    let Value::Array(items) = reply else {
-        return Err(format!("unexpected reply {reply:?}"));
-    };
-    Ok(items
-        .chunks(4)
-        .map(|c| {
-            (
-                c[0].as_i64().unwrap_or(-1),
-                c[2].as_i64().unwrap_or(-1),
-                c[3].as_i64().unwrap_or(-1),
-            )
-        })
-        .collect())
+    call_trains(h, &[(train, members.to_vec())], idem_keys).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,13 +316,18 @@ async fn a_client_that_gives_up_mid_call_does_not_stall_its_train() {
 }
 
 /// Calls reserve.lua directly with members of several trains in one call:
-/// ten keys per train, then per train its first key's index, its member
-/// count and its members. Returns (status, n, replayed) per member, in order.
+/// ten keys per train (then the idempotency records), then per train its
+/// first key's index, its member count and its members. Returns (status, n,
+/// replayed) per member, in order.
 async fn call_trains(
     h: &Harness,
     trains: &[(&str, Vec<Member<'_>>)],
+    idem_keys: &[&str],
 ) -> Result<Vec<(i64, i64, i64)>, String> {
-    let mut args = vec![RESERVE.to_owned(), (10 * trains.len()).to_string()];
+    let mut args = vec![
+        RESERVE.to_owned(),
+        (10 * trains.len() + idem_keys.len()).to_string(),
+    ];
     for (train, _) in trains {
         args.extend(
             train_reservation::store::scripts::TRAIN_KEYS
@@ -352,6 +335,12 @@ async fn call_trains(
                 .map(|k| format!("train:{{{train}}}:{k}")),
         );
     }
+    // Idempotency records after the trains' keys, on the first train.
+    args.extend(
+        idem_keys
+            .iter()
+            .map(|k| format!("train:{{{}}}:idem:{k}", trains[0].0)),
+    );
     args.extend(["multi-token", "3000", "86400000", "0"].map(String::from));
     for (n, (_, members)) in trains.iter().enumerate() {
         args.extend([(10 * n + 1).to_string(), members.len().to_string()]);
@@ -413,6 +402,7 @@ async fn one_call_serves_many_trains_each_on_its_own() {
             ("m3", vec![("f", 1, "", 0, "")]),
             ("nope", vec![("g", 1, "", 0, "")]),
         ],
+        &[],
     )
     .await
     .expect("script");
@@ -443,6 +433,7 @@ async fn one_call_serves_many_trains_each_on_its_own() {
             ("m1", vec![("x", 1, "", 0, "")]),
             ("m2", vec![("y", 11, "", 0, "")]),
         ],
+        &[],
     )
     .await;
     assert!(bad.is_err(), "{bad:?}");
