@@ -10,13 +10,11 @@
 -- user's; 404 no such reservation (also a second cancel; n = -1: no such
 -- train); 429 locked, n = ms until it frees
 
-local ts = trains(2)
-if not ts or #ts ~= 1 or #ts[1].members ~= 1 or #ts[1].members[1][1] == 0
-    or not valid_user(ts[1].members[1][2]) then
+local ts, t, m = one(2)
+if not m or #m[1] == 0 or not valid_user(m[2]) then
   return redis.error_reply('ERR cancel.lua: bad arguments')
 end
-local t = ts[1]
-local id, caller = t.members[1][1], t.members[1][2]
+local id, caller = m[1], m[2]
 
 counters(ts)
 if not t.exists then return {404, -1, 0} end

@@ -57,6 +57,14 @@ local function trains(width)
   return out
 end
 
+-- The one train and one member of a single-request script (release,
+-- cancel, put_train); nil when ARGV holds anything else.
+local function one(width)
+  local ts = trains(width)
+  if not ts or #ts ~= 1 or #ts[1].members ~= 1 then return nil end
+  return ts, ts[1], ts[1].members[1]
+end
+
 -- A user argument: '' (anonymous) or a JSON string literal ("...").
 local function valid_user(u) return u == '' or string.match(u, '^".*"$') ~= nil end
 

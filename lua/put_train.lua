@@ -6,12 +6,11 @@
 -- Reply {status, n}: 201 created, 200 reset, 409 exists (and no reset asked:
 -- nothing written), 429 lock held by someone else (n = ms until it frees).
 
-local ts = trains(2)
-if not ts or #ts ~= 1 or #ts[1].members ~= 1 or not string.match(ts[1].members[1][1], '^%d+$') then
+local ts, t, m = one(2)
+if not m or not string.match(m[1], '^%d+$') then
   return redis.error_reply('ERR put_train.lua: bad arguments')
 end
-local t = ts[1]
-local capacity, reset = t.members[1][1], t.members[1][2] == '1'
+local capacity, reset = m[1], m[2] == '1'
 
 local exists = redis.call('EXISTS', t.stock) == 1
 if exists and not reset then return {409, 0} end

@@ -7,13 +7,11 @@
 -- 404 no such hold (also a second release; n = -1: no such train);
 -- 409 already confirmed; 410 expired; 429 locked, n = ms until it frees
 
-local ts = trains(2)
-if not ts or #ts ~= 1 or #ts[1].members ~= 1 or #ts[1].members[1][1] == 0
-    or not valid_user(ts[1].members[1][2]) then
+local ts, t, m = one(2)
+if not m or #m[1] == 0 or not valid_user(m[2]) then
   return redis.error_reply('ERR release.lua: bad arguments')
 end
-local t = ts[1]
-local id, caller = t.members[1][1], t.members[1][2]
+local id, caller = m[1], m[2]
 
 counters(ts)
 if not t.exists then return {404, -1, 0} end

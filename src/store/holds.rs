@@ -103,16 +103,13 @@ impl Store {
             .unwrap_or_default();
         let replies = self
             .call_trains(&self.scripts.hold, batch, token, 5, |h, records| {
-                let (record, fingerprint) = match &h.idempotency {
-                    None => (0, String::new()),
-                    Some((key, fp)) => (records.index(key), fp.clone()),
-                };
+                let [record, fingerprint] = records.member_args(&h.idempotency);
                 vec![
                     h.hold_id.clone(),
                     h.seats.to_string(),
                     user_arg(h.user_id.as_deref()),
                     h.ttl_ms.to_string(),
-                    record.to_string(),
+                    record,
                     fingerprint,
                 ]
             })

@@ -260,8 +260,8 @@ impl Store {
         for (n, (train, members)) in trains.iter().enumerate() {
             args.push((TRAIN_KEYS.len() * n + 1).to_string());
             args.push(members.len().to_string());
+            records.train = self.key(train, "idem:");
             for &at in members {
-                records.train = self.key(train, "idem:");
                 args.extend(fields(&batch[at].1, &mut records));
                 order.push(at);
             }
@@ -394,6 +394,15 @@ impl Records {
             }
         };
         self.first + at + 1
+    }
+
+    /// A member's last two fields: its record's KEYS index (0 = none) and
+    /// its request fingerprint ('' = none).
+    pub fn member_args(&mut self, idempotency: &Option<(String, String)>) -> [String; 2] {
+        match idempotency {
+            None => ["0".to_owned(), String::new()],
+            Some((key, fingerprint)) => [self.index(key).to_string(), fingerprint.clone()],
+        }
     }
 }
 

@@ -76,15 +76,12 @@ impl Store {
             .unwrap_or_default();
         let replies = self
             .call_trains(&self.scripts.reserve, batch, token, 4, |r, records| {
-                let (record, fingerprint) = match &r.idempotency {
-                    None => (0, String::new()),
-                    Some((key, fp)) => (records.index(key), fp.clone()),
-                };
+                let [record, fingerprint] = records.member_args(&r.idempotency);
                 vec![
                     r.reservation_id.clone(),
                     r.seats.to_string(),
                     user_arg(r.user_id.as_deref()),
-                    record.to_string(),
+                    record,
                     fingerprint,
                 ]
             })
