@@ -21,7 +21,10 @@ const EMBEDDED_DIR: &str = "data/redis";
 /// Tokio workers: one core fewer than the machine has (at least one). The
 /// other core is Redis's: the embedded redis-server runs beside us, and on
 /// 2 cores a second worker only adds cross-thread wake-ups (make bench: 1
-/// worker 48k reservations/s, 2 workers 42k, 3 workers 32k).
+/// worker 48k reservations/s, 2 workers 42k, 3 workers 32k). One worker is
+/// a current-thread runtime: no work-stealing queues or cross-thread wake-ups
+/// at all (bench/ab.py on 2 cores: 1.19x the reservations/s of a one-worker
+/// multi-thread runtime, 0.91x its CPU per reservation).
 fn workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
@@ -59,10 +62,15 @@ fn healthcheck(url: String) -> ExitCode {
 }
 
 fn serve(config: Config) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers())
-        .enable_all()
-        .build();
+    let runtime = match workers() {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    };
     match runtime {
         Ok(runtime) => runtime.block_on(run(config)),
         Err(e) => {
