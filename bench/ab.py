@@ -8,7 +8,7 @@ Both services run at once on one private Redis (no persistence, AOF=1 for
 ROUNDS rounds of SECS-second runs (default 6 x 3 s), with CONNS connections
 (64) on the hot train, or spread over 1,000 trains with SPREAD=1. Prints each
 build's medians (reservations/s, service and Redis CPU per reservation from
-/proc and INFO, p99, p50, peak RSS) and the medians of the rounds' new/old
+/proc and INFO, p99, p50, reservations per script call, peak RSS) and the medians of the rounds' new/old
 ratios: two runs next to each other in time, so the drift of whatever else
 shares the cores falls on both. Loopback only; stops what it started by PID.
 """
@@ -34,14 +34,16 @@ try:
         for r in range(ROUNDS):
             for name in ("A", "B") if r % 2 == 0 else ("B", "A"):
                 svc, port = svcs[name]
-                c0 = B.cpu_seconds(svc.pid); rc0 = B.redis_cpu(rport)
+                c0 = B.cpu_seconds(svc.pid); rc0 = B.redis_cpu(rport); calls0 = B.script_calls(rport)
                 w = B.wrk(port, CONNS, SECS, SCRIPT)
-                c1 = B.cpu_seconds(svc.pid); rc1 = B.redis_cpu(rport)
-                res[name].append((w["rate"], 1e6 * (c1 - c0) / w["ok"], 1e6 * (rc1 - rc0) / w["ok"], w["p99"], w["p50"]))
+                c1 = B.cpu_seconds(svc.pid); rc1 = B.redis_cpu(rport); calls1 = B.script_calls(rport)
+                res[name].append((w["rate"], 1e6 * (c1 - c0) / w["ok"], 1e6 * (rc1 - rc0) / w["ok"], w["p99"], w["p50"],
+                                  w["ok"] / max(calls1 - calls0, 1)))
         for name in "AB":
             rss = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{svcs[name][0].pid}/status").read_text()).group(1))
-            m = [statistics.median(x[i] for x in res[name]) for i in range(5)]
-            print(f"{name}: rate {m[0]:.0f} svc {m[1]:.1f} us redis {m[2]:.1f} us p99 {m[3]:.2f} p50 {m[4]:.2f} rss {rss/1024:.1f} MiB  runs {' '.join(f'{x[0]:.0f}' for x in res[name])}")
+            m = [statistics.median(x[i] for x in res[name]) for i in range(6)]
+            print(f"{name}: rate {m[0]:.0f} svc {m[1]:.1f} us redis {m[2]:.1f} us p99 {m[3]:.2f} p50 {m[4]:.2f} "
+                  f"per call {m[5]:.1f} rss {rss/1024:.1f} MiB  runs {' '.join(f'{x[0]:.0f}' for x in res[name])}")
         rr = statistics.median(b[0] / a[0] for a, b in zip(res["A"], res["B"]))
         cr = statistics.median(b[1] / a[1] for a, b in zip(res["A"], res["B"]))
         rc = statistics.median(b[2] / a[2] for a, b in zip(res["A"], res["B"]))

@@ -180,11 +180,12 @@ def reserve_benchmark(port):
     sha = redis_cli(port, "SCRIPT", "LOAD", RESERVE_LUA)
     train = "{rb}"
     redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
-    keys = [f"train:{train}:{k}" for k in TRAIN_KEYS]
-    # ARGV: lock token, lock PX, memory PX, per-user limit (0 = off), then the
-    # one train (its first key, 1 member) and one reservation: id, seats, user
-    # (JSON), idempotency record (0 = none), fingerprint.
-    args = ["tok-__rand_int__", "3000", "86400000", "0", "1", "1", "rb-__rand_int__", "1", '"u-1"', "0", ""]
+    # KEYS: the train's ten, then the call's own key (a fresh one per call).
+    keys = [f"train:{train}:{k}" for k in TRAIN_KEYS] + [f"train:{train}:call:tok-__rand_int__"]
+    # ARGV: token, lock PX, memory PX, per-user limit (0 = off), call key PX,
+    # then the one train (its first key, 1 member) and one reservation: id,
+    # seats, user (JSON), idempotency record (0 = none), fingerprint.
+    args = ["tok-__rand_int__", "3000", "86400000", "0", "60000", "1", "1", "rb-__rand_int__", "1", '"u-1"', "0", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],

@@ -54,7 +54,7 @@ for _, t in ipairs(ts) do
         t.held_n, t.sold_n = t.held_n - seats, t.sold_n + seats
         moved_ids[#moved_ids + 1] = r[1]
         fields[#fields + 1] = r[1]
-        fields[#fields + 1] = record(user, seats, 'created_at_ms', now())
+        fields[#fields + 1] = record(user, seats, 'created_at_ms', stamp())
         answer(200, t.stock_n, 0, seats)
       elseif live[i] or gone[i] then
         answer(410, 0, 0, 0)

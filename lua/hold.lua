@@ -14,16 +14,17 @@
 --   410 this very hold was made and has expired since (a re-sent call)
 --   422 idempotency key reused for another request
 --
--- A re-sent call (same hold id) never holds twice: a live hold is found in
--- `holds`, a confirmed one in `reservations`, an ended one in `ended`.
+-- A re-sent call (a client library's retry) never holds twice: the call's
+-- key tells it from a first run, and it finds each id it held in `holds`
+-- (live), `reservations` (confirmed) or `ended`.
 
 local ts = trains(6)
 if not ts then return redis.error_reply('ERR hold.lua: bad arguments') end
 for _, t in ipairs(ts) do
   for i, r in ipairs(t.members) do
-    r.seats, r.ttl, r.idem = tonumber(r[2]), tonumber(r[4]), tonumber(r[5])
-    if #r[1] == 0 or not r.seats or r.seats < 1 or r.seats > 10 or r.seats % 1 ~= 0
-        or not valid_user(r[3]) or not r.ttl or r.ttl < 1000 or r.ttl > 900000 or r.ttl % 1 ~= 0
+    r.seats, r.ttl, r.idem = seats(r[2]), int(r[4]), tonumber(r[5])
+    if #r[1] == 0 or not r.seats or not valid_user(r[3])
+        or not r.ttl or r.ttl < 1000 or r.ttl > 900000
         or not r.idem or not valid_record(r.idem, #ts) then
       return redis.error_reply('ERR hold.lua: bad arguments for request ' .. i)
     end
@@ -32,9 +33,11 @@ end
 
 counters(ts)
 local records = {}
-for k = 10 * #ts + 1, #KEYS do records[k] = stored(k) end
+for k = 10 * #ts + 2, #KEYS do records[k] = stored(k) end
+local first = first_run(ts)
 for _, t in ipairs(ts) do
-  if t.exists then
+  t.live, t.confirmed, t.gone = {}, {}, {}
+  if t.exists and not first then
     local ids, ended = {}, {}
     for i, r in ipairs(t.members) do
       ids[i] = r[1]
@@ -47,10 +50,11 @@ for _, t in ipairs(ts) do
   end
 end
 
-local out = {}
+local out, n_out, booked = {}, 0, false
 local function answer(status, id, n, replayed, expires)
-  out[#out + 1] = status; out[#out + 1] = id; out[#out + 1] = n
-  out[#out + 1] = replayed; out[#out + 1] = expires
+  out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4], out[n_out + 5] =
+    status, id, n, replayed, expires
+  n_out = n_out + 5
 end
 
 for _, t in ipairs(ts) do
@@ -86,7 +90,7 @@ for _, t in ipairs(ts) do
           t.stock_n, t.held_n = t.stock_n - r.seats, t.held_n + r.seats
           charge(t, r[3], r.seats)
           fields[#fields + 1] = r[1]
-          fields[#fields + 1] = record(r[3], r.seats, 'expires_at_ms', expires)
+          fields[#fields + 1] = record(r[3], r[2], 'expires_at_ms', expires)
           expiry[#expiry + 1] = expires
           expiry[#expiry + 1] = r[1]
         end
@@ -101,8 +105,10 @@ for _, t in ipairs(ts) do
   if #fields > 0 then
     redis.call('HSET', t.holds, unpack(fields))
     redis.call('ZADD', t.expiry, unpack(expiry))
+    booked = true
   end
 end
+if first and not booked then booked_nothing(ts) end
 
 write_counters(ts)
 for _, t in ipairs(ts) do flush_users(t) end

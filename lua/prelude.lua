@@ -9,20 +9,23 @@
 --
 -- KEYS: 10 per train, in this order: 1 stock  2 capacity  3 sold  4 held
 --   5 lock  6 reservations  7 holds  8 hold_expiry  9 users  10 ended;
---   then the idempotency records the members name.
--- ARGV: 1 lock token (a fresh UUID)  2 lock PX in ms  3 memory in ms
---   (idempotency records and ended ids are kept this long)  4 seats one user
---   may have on a train (0 = no limit); then, per train: the KEYS index of
---   its stock key, its number of members, and its members' fields.
+--   then this call's own key (`call:TOKEN` of its first train, see
+--   first_run); then the idempotency records the members name.
+-- ARGV: 1 token (a fresh UUID per call: the lock's, and the call's key's)
+--   2 lock PX in ms  3 memory in ms (idempotency records and ended ids are
+--   kept this long)  4 seats one user may have on a train (0 = no limit)
+--   5 how long a call's key is kept, in ms; then, per train: the KEYS index
+--   of its stock key (1, 11, 21, ...), its number of members, and its
+--   members' fields.
 --
 -- `ended` is a sorted set of ids that ended, scored by when: `expired:ID` (a
 -- hold's seats went back by expiry: 410 for 24 h), `released:ID` and
 -- `cancelled:ID` (a re-sent call must never bring them back).
 
 local TOKEN, LOCK_TTL = ARGV[1], tonumber(ARGV[2])
-local MEMORY, LIMIT = tonumber(ARGV[3]), tonumber(ARGV[4])
+local MEMORY, LIMIT, CALL_MEMORY = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if #TOKEN == 0 or not LOCK_TTL or LOCK_TTL < 1 or not MEMORY or MEMORY < 1
-    or not LIMIT or LIMIT < 0 then
+    or not LIMIT or LIMIT < 0 or not CALL_MEMORY or CALL_MEMORY < 1 then
   return redis.error_reply('ERR train script: bad common arguments')
 end
 -- Reclaimed per train and call: more than one call can create (64), so a
@@ -31,13 +34,17 @@ local RECLAIM = 128
 
 local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) end
 
+-- Seats asked by one request: 1..10, written plainly (it goes into records
+-- as it is, and records are JSON).
+local function seats(v) return (string.match(v, '^[1-9]$') or v == '10') and tonumber(v) end
+
 -- The trains of this call, each {keys..., members = {{field, ...}, ...}}
 -- with `width` fields per member; nil when ARGV does not parse.
 local function trains(width)
-  local out, pos = {}, 5
+  local out, pos = {}, 6
   while pos <= #ARGV do
     local base, n = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
-    if not base or not n or n < 1 or base < 1 or (base - 1) % 10 ~= 0 or base + 9 > #KEYS
+    if base ~= 10 * #out + 1 or not n or n < 1 or base + 10 > #KEYS
         or pos + 1 + n * width > #ARGV then
       return nil
     end
@@ -68,8 +75,22 @@ end
 -- A user argument: '' (anonymous) or a JSON string literal ("...").
 local function valid_user(u) return u == '' or string.match(u, '^".*"$') ~= nil end
 
--- An idempotency record index: 0 (none) or a KEYS index past the trains' keys.
-local function valid_record(k, ntrains) return k == 0 or (k > 10 * ntrains and k <= #KEYS) end
+-- An idempotency record index: 0 (none) or a KEYS index past the trains'
+-- keys and the call's key.
+local function valid_record(k, ntrains) return k == 0 or (k > 10 * ntrains + 1 and k <= #KEYS) end
+
+-- Whether this is the first run of this very call, and not a client
+-- library re-sending it after a reconnect. Only a re-sent call must look up
+-- each member's id to find what its first run booked: on a first run every
+-- id is a fresh UUID that nothing can know yet. The call's key is set here
+-- (so it is the script's first write: call it after the reads that could
+-- fail) and kept CALL_MEMORY ms, which outlasts the longest a client may
+-- re-send a call (the service: REQUEST_TIMEOUT_MS); booked_nothing removes
+-- it again, so a call that decided nothing leaves nothing behind.
+local function first_run(ts)
+  return redis.call('SET', KEYS[10 * #ts + 1], '1', 'NX', 'PX', CALL_MEMORY) ~= false
+end
+local function booked_nothing(ts) redis.call('DEL', KEYS[10 * #ts + 1]) end
 
 -- Reads every train's stock, sold and held in one MGET (before any write),
 -- into t.stock_n, t.sold_n, t.held_n; t.exists false when its stock is
@@ -103,13 +124,19 @@ local function write_counters(ts)
   if #kv > 0 then redis.call('MSET', unpack(kv)) end
 end
 
-local clock
+local clock, clock_text
 local function now()
   if not clock then
     local t = redis.call('TIME')
     clock = t[1] * 1000 + math.floor(t[2] / 1000)
   end
   return clock
+end
+-- now() as text, formatted once per call (a number is formatted with
+-- printf each time it is concatenated).
+local function stamp()
+  clock_text = clock_text or string.format('%d', now())
+  return clock_text
 end
 
 -- Takes a train's lock: nil when ours (t.mine), else ms until the other
@@ -165,7 +192,8 @@ local function flush_users(t)
 end
 
 -- A hold or reservation record: user ('' when anonymous, else its JSON
--- literal), seats, and expires_at_ms (holds) or created_at_ms.
+-- literal), seats, and expires_at_ms (holds) or created_at_ms (numbers, or
+-- their plain text).
 local function parse(rec)
   local user, seats, at = string.match(rec, '^{"user_id":(.-),"seats":(%d+),"[a-z_]+":(%d+)}$')
   if not user then error('unreadable record ' .. rec) end

@@ -15,27 +15,32 @@
 --   replayed = 1 when the answer is the stored decision of an earlier request.
 --
 -- Running the same call twice (a client library's retry) books nothing
--- twice: each reservation id is recorded, and found again, also after a
--- cancel (`ended` remembers `cancelled:ID`).
+-- twice: the call's key tells a re-sent call from a first run, and a
+-- re-sent call finds each id it booked in `reservations`, or in `ended`
+-- (`cancelled:ID`) once cancelled.
 
 local ts = trains(5)
 if not ts then return redis.error_reply('ERR reserve.lua: bad arguments') end
 for _, t in ipairs(ts) do
   for i, r in ipairs(t.members) do
-    r.seats, r.idem = tonumber(r[2]), tonumber(r[4])
-    if #r[1] == 0 or not r.seats or r.seats < 1 or r.seats > 10 or r.seats % 1 ~= 0
-        or not valid_user(r[3]) or not r.idem or not valid_record(r.idem, #ts) then
+    r.seats, r.idem = seats(r[2]), tonumber(r[4])
+    if #r[1] == 0 or not r.seats or not valid_user(r[3]) or not r.idem
+        or not valid_record(r.idem, #ts) then
       return redis.error_reply('ERR reserve.lua: bad arguments for request ' .. i)
     end
   end
 end
 
--- Every read that could fail (a key of the wrong type) happens here, first.
+-- The reads that could fail (an operator stored a counter that is not an
+-- integer, or an idempotency record of the wrong type) happen first. Then
+-- the call's key: only a re-sent call looks up its ids.
 counters(ts)
 local records = {}
-for k = 10 * #ts + 1, #KEYS do records[k] = stored(k) end
+for k = 10 * #ts + 2, #KEYS do records[k] = stored(k) end
+local first = first_run(ts)
 for _, t in ipairs(ts) do
-  if t.exists then
+  t.found, t.gone = {}, {}
+  if t.exists and not first then
     local ids, cancelled = {}, {}
     for i, r in ipairs(t.members) do ids[i], cancelled[i] = r[1], 'cancelled:' .. r[1] end
     t.found = redis.call('HMGET', t.reservations, unpack(ids))
@@ -43,9 +48,10 @@ for _, t in ipairs(ts) do
   end
 end
 
-local out = {}
+local out, n_out, booked = {}, 0, false
 local function answer(status, id, n, replayed)
-  out[#out + 1] = status; out[#out + 1] = id; out[#out + 1] = n; out[#out + 1] = replayed
+  out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = status, id, n, replayed
+  n_out = n_out + 4
 end
 
 for _, t in ipairs(ts) do
@@ -77,7 +83,7 @@ for _, t in ipairs(ts) do
           t.stock_n, t.sold_n = t.stock_n - r.seats, t.sold_n + r.seats
           charge(t, r[3], r.seats)
           fields[#fields + 1] = r[1]
-          fields[#fields + 1] = record(r[3], r.seats, 'created_at_ms', now())
+          fields[#fields + 1] = record(r[3], r[2], 'created_at_ms', stamp())
         end
         answer(status, r[1], t.stock_n, 0)
         if r.idem > 0 then
@@ -87,8 +93,12 @@ for _, t in ipairs(ts) do
       end
     end
   end
-  if #fields > 0 then redis.call('HSET', t.reservations, unpack(fields)) end
+  if #fields > 0 then
+    redis.call('HSET', t.reservations, unpack(fields))
+    booked = true
+  end
 end
+if first and not booked then booked_nothing(ts) end
 
 write_counters(ts)
 for _, t in ipairs(ts) do flush_users(t) end

@@ -212,7 +212,7 @@ async fn a_foreign_lock_refuses_the_whole_batch() {
         &h,
         "locked",
         &["k"],
-        &[("a", 1, "", 0, ""), ("b", 1, "", 11, "fp")],
+        &[("a", 1, "", 0, ""), ("b", 1, "", 12, "fp")],
     )
     .await
     .expect("script");
@@ -238,9 +238,9 @@ async fn one_key_twice_in_a_batch_books_once() {
         "dup",
         &["k"],
         &[
-            ("a", 2, r#""u""#, 11, "fp"),
-            ("b", 2, r#""u""#, 11, "fp"),
-            ("c", 1, r#""u""#, 11, "other"),
+            ("a", 2, r#""u""#, 12, "fp"),
+            ("b", 2, r#""u""#, 12, "fp"),
+            ("c", 1, r#""u""#, 12, "other"),
         ],
     )
     .await
@@ -276,7 +276,7 @@ async fn a_bad_member_fails_the_batch_before_any_write() {
         &h,
         "bad",
         &["k"],
-        &[("a", 1, "", 0, ""), ("b", 1, "", 11, "fp")],
+        &[("a", 1, "", 0, ""), ("b", 1, "", 12, "fp")],
     )
     .await;
     assert!(result.is_err(), "{result:?}");
@@ -326,7 +326,7 @@ async fn call_trains(
 ) -> Result<Vec<(i64, i64, i64)>, String> {
     let mut args = vec![
         RESERVE.to_owned(),
-        (10 * trains.len() + idem_keys.len()).to_string(),
+        (10 * trains.len() + 1 + idem_keys.len()).to_string(),
     ];
     for (train, _) in trains {
         args.extend(
@@ -335,13 +335,14 @@ async fn call_trains(
                 .map(|k| format!("train:{{{train}}}:{k}")),
         );
     }
-    // Idempotency records after the trains' keys, on the first train.
+    // The call's own key, then idempotency records, on the first train.
+    args.push(format!("train:{{{}}}:call:multi-token", trains[0].0));
     args.extend(
         idem_keys
             .iter()
             .map(|k| format!("train:{{{}}}:idem:{k}", trains[0].0)),
     );
-    args.extend(["multi-token", "3000", "86400000", "0"].map(String::from));
+    args.extend(["multi-token", "3000", "86400000", "0", "60000"].map(String::from));
     for (n, (_, members)) in trains.iter().enumerate() {
         args.extend([(10 * n + 1).to_string(), members.len().to_string()]);
         for (id, seats, user, idem, fp) in members {

@@ -355,7 +355,8 @@ async fn a_sold_out_answer_is_replayed_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_script_call_twice_books_once() {
     // fred re-sends a command that was in flight when a connection dropped;
-    // reserve.lua must recognise its own reservation id.
+    // reserve.lua must recognise its own reservation id. The call's key
+    // tells the re-sent call from a first run (which looks up no ids).
     let h = Harness::start().await;
     h.create_train("twice", 3).await;
     let call = |id: &str| {
@@ -364,6 +365,13 @@ async fn the_same_script_call_twice_books_once() {
         common::eval_train_script(&h.cli, RESERVE, "twice", &[], 0, 5, member)
     };
     let first = call("res-1").await.expect("script");
+    let call_key = "train:{twice}:call:test-token".to_owned();
+    match h.cmd("PTTL", vec![call_key]).await {
+        fred::types::Value::Integer(ms) => {
+            assert!((1..=60_000).contains(&ms), "call key PTTL {ms}")
+        }
+        other => panic!("unexpected PTTL reply {other:?}"),
+    }
     let second = call("res-1").await.expect("script");
     let status = |v: &fred::types::Value| match v {
         fred::types::Value::Array(items) => (items[0].as_i64(), items[2].as_i64()),

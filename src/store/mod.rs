@@ -90,15 +90,27 @@ impl From<RedisError> for StoreError {
     }
 }
 
+/// How much later than fred's own command timeout `bounded` gives up.
+const FRED_TIMES_OUT_FIRST: Duration = Duration::from_millis(100);
+
 /// Idempotency records and ended ids are kept this long (the contract: 24 hours).
 const MEMORY_MS: &str = "86400000";
+
+/// How long a script call's own key (`call:TOKEN`, prelude.lua's
+/// `first_run`) is kept: far longer than fred may take to re-send a call
+/// after a reconnect. fred writes a command (first or again) only until its
+/// timeout, REQUEST_TIMEOUT_MS, fires (`eval`); a minute, or ten timeouts.
+fn call_memory_ms(config: &Config) -> u64 {
+    config.request_timeout_ms.saturating_mul(10).max(60_000)
+}
 
 pub struct Store {
     pool: Pool,
     scripts: Scripts,
     prefix: String,
-    /// ARGV[2..=4] of every train script: lock PX, memory, per-user limit.
-    common: [String; 3],
+    /// ARGV[2..=5] of every train script: lock PX, memory, per-user limit,
+    /// how long a call's key is kept.
+    common: [String; 4],
     /// A Redis Cluster: one script call may only touch one hash slot.
     clustered: bool,
     timeout: Duration,
@@ -152,6 +164,7 @@ impl Store {
                 config.lock_ttl_ms.to_string(),
                 MEMORY_MS.to_owned(),
                 config.max_seats_per_user.to_string(),
+                call_memory_ms(config).to_string(),
             ],
             timeout,
             metrics,
@@ -221,9 +234,10 @@ impl Store {
     }
 
     /// One call of a train script (prelude.lua + its own part) for a batch
-    /// whose members may name different trains. KEYS: ten per train, then
-    /// the idempotency records the members name; ARGV: the common four
-    /// (lock token, lock PX, memory, per-user limit), then per train the
+    /// whose members may name different trains. KEYS: ten per train, the
+    /// call's own key, then the idempotency records the members name; ARGV:
+    /// the common five (token, lock PX, memory, per-user limit, call key
+    /// PX), then per train the
     /// index of its first key, its member count and its members' `fields`
     /// (in arrival order within the train). Returns `width` reply values per
     /// member, in the batch's order. Every train script writes, so with
@@ -244,16 +258,18 @@ impl Store {
                 None => trains.push((train, vec![at])),
             }
         }
-        let mut keys = Vec::with_capacity(TRAIN_KEYS.len() * trains.len() + 1);
+        let mut keys = Vec::with_capacity(TRAIN_KEYS.len() * trains.len() + 2);
         for (train, _) in &trains {
             keys.extend(TRAIN_KEYS.iter().map(|name| self.key(train, name)));
         }
+        let first_train = trains.first().map_or("", |(train, _)| train);
+        keys.push(self.key(first_train, &format!("call:{token}")));
         let mut records = Records {
             first: keys.len(),
             train: String::new(),
             names: Vec::new(),
         };
-        let mut args = Vec::with_capacity(4 + 2 * trains.len() + 6 * batch.len());
+        let mut args = Vec::with_capacity(5 + 2 * trains.len() + 6 * batch.len());
         args.push(token);
         args.extend(self.common.iter().cloned());
         let mut order = Vec::with_capacity(batch.len());
@@ -299,7 +315,8 @@ impl Store {
     /// One `EVALSHA`. On NOSCRIPT (Redis restarted, failed over, or an
     /// operator ran SCRIPT FLUSH) it sends the script itself with `EVAL`, which
     /// also caches it again: unlike SCRIPT LOAD then EVALSHA, no second flush
-    /// in between can make it fail.
+    /// in between can make it fail. Each of the two is bounded on its own
+    /// (`bounded`), so fred's timeout is the one that fires.
     async fn eval<R: FromValue>(
         &self,
         script: &Script,
@@ -310,32 +327,41 @@ impl Store {
         let client = self.pool.next();
         let keys = MultipleKeys::from(keys);
         let args: Vec<Value> = args.into_iter().map(Value::from).collect();
-        let call = async {
-            match client
-                .evalsha::<Value, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
-                .await
-            {
-                Err(e) if e.details().starts_with("NOSCRIPT") => {
-                    let lua = script.lua().cloned().unwrap_or_default();
-                    client.eval(lua, keys, args).await
+        // Boxed: fred's futures are large, and every caller's future would
+        // otherwise carry (and move) them inline.
+        let cached = self
+            .bounded(Box::pin(async {
+                let sha1 = script.sha1().clone();
+                match client.evalsha(sha1, keys.clone(), args.clone()).await {
+                    Err(e) if e.details().starts_with("NOSCRIPT") => Ok(None),
+                    result => result.map(Some),
                 }
-                result => result,
+            }))
+            .await?;
+        let value: Value = match cached {
+            Some(value) => value,
+            None => {
+                let lua = script.lua().cloned().unwrap_or_default();
+                self.bounded(Box::pin(client.eval(lua, keys, args))).await?
             }
         };
-        // Boxed: fred's future is large, and every caller's future would
-        // otherwise carry (and move) it inline.
-        let value = self.bounded(Box::pin(call)).await?;
         R::from_value(value)
             .map_err(|e| StoreError::Failed(format!("unexpected script reply: {e}")))
     }
 
-    /// Bounds one Redis call by the request timeout. fred's own command timeout
-    /// covers a command; this also covers the NOSCRIPT reload and retry.
+    /// Bounds one Redis command a little past fred's own timeout for it
+    /// (`default_command_timeout`, the request timeout), so that fred's
+    /// fires first: it marks the command timed out, and fred then never
+    /// writes it, neither late nor again after a reconnect (fred 10.1,
+    /// router/utils.rs:71 and router/mod.rs:374). Dropped by an outer
+    /// timeout instead, a command waiting in fred for a reconnect could run
+    /// minutes later. So a call runs only within the request timeout of being
+    /// made, which the scripts' call keys rely on (`call_memory_ms`).
     async fn bounded<T>(
         &self,
         call: impl std::future::Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
+        match tokio::time::timeout(self.timeout + FRED_TIMES_OUT_FIRST, call).await {
             Ok(result) => result.map_err(StoreError::from),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "no answer within {} ms",
@@ -371,9 +397,10 @@ fn per_member(
     Ok(reply.chunks_exact(width).map(<[Value]>::to_vec).collect())
 }
 
-/// The idempotency records a call names, after the trains' keys.
+/// The idempotency records a call names, after the trains' keys and the
+/// call's own key.
 pub(crate) struct Records {
-    /// KEYS before the first record (ten per train).
+    /// KEYS before the first record (ten per train, and the call's key).
     first: usize,
     /// `PREFIX:{ID}:idem:` of the member being added.
     train: String,

@@ -278,6 +278,8 @@ pub async fn eval_train_script(
         .iter()
         .map(|k| format!("train:{{{train}}}:{k}"))
         .collect();
+    // The call's own key (a re-sent call is told from a first run by it).
+    keys.push(format!("train:{{{train}}}:call:test-token"));
     keys.extend(
         idem_keys
             .iter()
@@ -290,6 +292,7 @@ pub async fn eval_train_script(
         "3000".into(),
         "86400000".into(),
         limit.to_string(),
+        "60000".into(),
     ]);
     args.extend(["1".into(), (members.len() / width).to_string()]);
     args.extend(members);
