@@ -65,11 +65,16 @@ loadtest: redis venv
 	  LOCUST_SEATS=$${LOCUST_SEATS:-100} \
 	  scripts/locust-smoke.sh target/release/train-reservation $(VENV)
 
-# Needs wrk and redis-benchmark (Debian: wrk, redis-tools); installs wrk as root.
+# Needs wrk, redis-benchmark and nginx (the fixed-answer ceiling) (Debian:
+# wrk, redis-tools, nginx-light); installs wrk and nginx-light as root.
 bench: redis
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && echo "installing wrk (apt-get)..." && \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; } || \
 	  { echo "wrk is missing: sudo apt-get install -y wrk" >&2; exit 1; }
+	@command -v nginx >/dev/null || PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && echo "installing nginx-light (apt-get)..." && \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light; } || \
+	  { echo "nginx is missing: sudo apt-get install -y nginx-light" >&2; exit 1; }
 	$(CARGO) build --release --locked
 	python3 bench/bench.py
 

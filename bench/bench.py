@@ -14,6 +14,9 @@ binary in front of it:
   3b. wrk, 64 connections, POST /reserve spread uniformly over 1,000 trains
      (bench/spread.lua): group commit across trains, and its ratio to the
      one hot train;
+  3c. the ceiling (no persistence pass only): nginx answering a fixed 200
+     with a small JSON body, 64 connections, on the same cores: what HTTP
+     alone costs here, and the hot train's ratio to it;
   4. redis-benchmark running the project's own reserve script (prelude.lua +
      reserve.lua) with realistic arguments (a fresh reservation id per call
      via -r), 50 clients, unpipelined: the ceiling of one script call per
@@ -40,6 +43,7 @@ PID. Exits non-zero if any request errored or a train was oversold.
 
 import os
 import re
+import shutil
 import signal
 import statistics
 import socket
@@ -227,6 +231,26 @@ def check_spread(port, trains=SPREAD_TRAINS):
         raise SystemExit(f"bench: {bad} of the spread trains are inconsistent")
 
 
+def ceiling(procs, tmp):
+    """nginx (worker_processes auto) answering every request with a fixed 200
+    JSON body: the most any HTTP service can do on these cores with this wrk."""
+    port = free_port()
+    conf = tmp / f"nginx-{port}"
+    conf.mkdir()
+    (conf / "nginx.conf").write_text(
+        f"worker_processes auto; daemon off; pid {conf}/nginx.pid; error_log {conf}/error.log;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{ access_log off; server {{ listen 127.0.0.1:{port}; location / {{\n"
+        "  default_type application/json; return 200 '{\"reservation_id\":\"fixed\"}'; } } }\n")
+    nginx = procs.start([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf / "nginx.conf"), "-p", str(conf)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/"), "nginx")
+    wrk(port, CONNECTIONS, WARMUP)
+    result = wrk(port, CONNECTIONS, SECONDS)
+    procs.stop(nginx)
+    return result
+
+
 def run_pass(procs, tmp, aof):
     redis, redis_port = start_redis(procs, tmp, aof)
     service, port = start_service(procs, tmp, redis_port)
@@ -255,8 +279,9 @@ def run_pass(procs, tmp, aof):
         procs.stop(old)
     rb = reserve_benchmark(redis_port)
     procs.stop(redis)
+    fixed = None if aof else ceiling(procs, tmp)
     return {"many": many, "one": one, "holds": holds, "spread": spread, "baseline": baseline,
-            "rss_mib": rss_kib / 1024, "redis_benchmark": rb}
+            "rss_mib": rss_kib / 1024, "redis_benchmark": rb, "ceiling": fixed}
 
 
 CLUSTER_TRAINS = 300
@@ -417,6 +442,15 @@ def main():
                   f"| {b['p99']:.2f} | {b['errors']} | | {b['rate'] / r['redis_benchmark']:.2f}x |")
             print(f"| {name} | this build / baseline | {r['many']['rate'] / b['rate']:.2f}x | | | | | |")
         print(f"| {name} | redis-benchmark reserve script | {r['redis_benchmark']:.0f} | | | | | 1.00x |")
+        if r["ceiling"]:
+            c = r["ceiling"]
+            print(f"| ceiling | {CONNECTIONS} conns, nginx fixed 200 (no Redis) | {c['rate']:.0f} | {c['p50']:.2f} "
+                  f"| {c['p99']:.2f} | {c['errors']} | | |")
+            print(f"| {name} | hot train / ceiling | {r['many']['rate'] / c['rate']:.2f}x | | | | | |")
+            failed |= c["errors"] > 0
+    if len(results) == 2:
+        print(f"\nAOF always / no persistence, {CONNECTIONS} conns hot train: "
+              f"{results['AOF always']['many']['rate'] / results['no persistence']['many']['rate']:.2f}x")
     if scale:
         print(f"\nScale-out, no persistence: {CONNECTIONS} conns, POST /reserve uniform over {CLUSTER_TRAINS} trains. "
               "On two shared cores the HTTP side limits the rate; what scales is the spread of script calls "
