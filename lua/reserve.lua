@@ -4,7 +4,8 @@
 -- (group commit): one call, one fsync for all of them, a lock per train.
 -- Runs after prelude.lua (KEYS, ARGV layout).
 --
--- Members, 5 fields each: reservation id (a fresh UUID), seats (1..10), user
+-- Members, 5 fields each: reservation id (a fresh UUID: a first run of a
+-- call does not look it up, see first_run), seats (1..10), user
 -- ('' or a JSON string), idempotency record (its index in KEYS, 0 = none),
 -- request fingerprint
 -- Reply, 4 per member in the order sent: status, reservation id, n, replayed
