@@ -58,7 +58,7 @@ local function answer(status, id, n, replayed, expires)
 end
 
 for _, t in ipairs(ts) do
-  local fields, expiry = {}, {}
+  local fields, expiry, decided = {}, {}, {}
   for i, r in ipairs(t.members) do
     local rec = r.idem > 0 and records[r.idem]
     if not t.exists then
@@ -97,7 +97,7 @@ for _, t in ipairs(ts) do
         answer(status, r[1], t.stock_n, 0, expires)
         if r.idem > 0 then
           records[r.idem] = {status = status, id = r[1], n = t.stock_n, fp = r[6], exp = expires}
-          redis.call('SET', KEYS[r.idem], cjson.encode(records[r.idem]), 'PX', MEMORY)
+          decided[#decided + 1] = r.idem
         end
       end
     end
@@ -106,6 +106,12 @@ for _, t in ipairs(ts) do
     redis.call('HSET', t.holds, unpack(fields))
     redis.call('ZADD', t.expiry, unpack(expiry))
     booked = true
+  end
+  -- Idempotency records after the train's bookings: a write that fails
+  -- (an operator gave a key the wrong type) leaves no record of a decision
+  -- that was not carried out.
+  for _, k in ipairs(decided) do
+    redis.call('SET', KEYS[k], cjson.encode(records[k]), 'PX', MEMORY)
   end
 end
 if first and not booked then booked_nothing(ts) end

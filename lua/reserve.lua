@@ -56,7 +56,7 @@ local function answer(status, id, n, replayed)
 end
 
 for _, t in ipairs(ts) do
-  local fields = {}
+  local fields, decided = {}, {}
   for i, r in ipairs(t.members) do
     local rec = r.idem > 0 and records[r.idem]
     if not t.exists then
@@ -89,7 +89,7 @@ for _, t in ipairs(ts) do
         answer(status, r[1], t.stock_n, 0)
         if r.idem > 0 then
           records[r.idem] = {status = status, id = r[1], n = t.stock_n, fp = r[5]}
-          redis.call('SET', KEYS[r.idem], cjson.encode(records[r.idem]), 'PX', MEMORY)
+          decided[#decided + 1] = r.idem
         end
       end
     end
@@ -97,6 +97,12 @@ for _, t in ipairs(ts) do
   if #fields > 0 then
     redis.call('HSET', t.reservations, unpack(fields))
     booked = true
+  end
+  -- Idempotency records after the train's bookings: a write that fails
+  -- (an operator gave a key the wrong type) leaves no record of a decision
+  -- that was not carried out.
+  for _, k in ipairs(decided) do
+    redis.call('SET', KEYS[k], cjson.encode(records[k]), 'PX', MEMORY)
   end
 end
 if first and not booked then booked_nothing(ts) end

@@ -288,6 +288,38 @@ async fn a_bad_member_fails_the_batch_before_any_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_typed_reservations_key_leaves_no_record_of_a_booking() {
+    // A first run does not read `reservations` (it looks up no ids), so an
+    // operator's string there is found at the booking's HSET: the call
+    // fails, and no idempotency record claims the seats it did not book.
+    let h = Harness::start().await;
+    h.create_train("typo", 5).await;
+    h.cmd(
+        "SET",
+        vec!["train:{typo}:reservations".into(), "oops".into()],
+    )
+    .await;
+    let result = call(&h, "typo", &["k"], &[("a", 1, "", 12, "fp")]).await;
+    assert!(result.is_err(), "{result:?}");
+    let counters = h
+        .cmd(
+            "MGET",
+            vec!["train:{typo}:stock".into(), "train:{typo}:sold".into()],
+        )
+        .await;
+    let Value::Array(counters) = counters else {
+        panic!("unexpected MGET reply {counters:?}");
+    };
+    assert_eq!(
+        (counters[0].as_i64(), counters[1].as_i64()),
+        (Some(5), None),
+        "stock and sold untouched"
+    );
+    let record = h.cmd("EXISTS", vec!["train:{typo}:idem:k".into()]).await;
+    assert_eq!(record.as_i64(), Some(0), "no idempotency record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_gives_up_mid_call_does_not_stall_its_train() {
     let h = Harness::start().await;
     h.create_train("quitter", 10).await;
