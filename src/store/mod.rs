@@ -237,9 +237,8 @@ impl Store {
     /// whose members may name different trains. KEYS: ten per train, the
     /// call's own key, then the idempotency records the members name; ARGV:
     /// the common five (token, lock PX, memory, per-user limit, call key
-    /// PX), then per train the
-    /// index of its first key, its member count and its members' `fields`
-    /// (in arrival order within the train). Returns `width` reply values per
+    /// PX), then per train the index of its first key, its member count and
+    /// its members' `fields` (in arrival order within the train). Returns `width` reply values per
     /// member, in the batch's order. Every train script writes, so with
     /// `REPLICA_ACKS` the call waits for the replicas (`eval_write`).
     async fn call_trains<M>(
