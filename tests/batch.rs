@@ -503,3 +503,31 @@ async fn requests_for_many_trains_share_script_calls() {
         train.assert_invariants();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_key_stays_only_when_the_call_booked() {
+    // The call's key tells a re-sent call from a first run; a call that
+    // booked nothing (sold out here) must not leave one behind, and a call
+    // that booked keeps it, so that its re-sending finds the booking.
+    let h = Harness::start().await;
+    h.create_train("ck", 1).await;
+    let call_key = || vec!["train:{ck}:call:multi-token".to_owned()];
+    let sold_out = call(&h, "ck", &[], &[("big", 2, "", 0, "")])
+        .await
+        .expect("script");
+    assert_eq!(sold_out, vec![(400, 1, 0)]);
+    assert_eq!(h.cmd("EXISTS", call_key()).await.as_i64(), Some(0));
+    let booked = call(&h, "ck", &[], &[("one", 1, "", 0, "")])
+        .await
+        .expect("script");
+    assert_eq!(booked, vec![(200, 0, 0)]);
+    assert_eq!(h.cmd("EXISTS", call_key()).await.as_i64(), Some(1));
+    // The same call again: found, not booked twice.
+    let again = call(&h, "ck", &[], &[("one", 1, "", 0, "")])
+        .await
+        .expect("script");
+    assert_eq!(again, vec![(200, 0, 0)]);
+    let train = h.train("ck").await;
+    assert_eq!((train.sold, train.reservations.len()), (Some(1), 1));
+    train.assert_invariants();
+}
