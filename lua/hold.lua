@@ -107,12 +107,7 @@ for _, t in ipairs(ts) do
     redis.call('ZADD', t.expiry, unpack(expiry))
     booked = true
   end
-  -- Idempotency records after the train's bookings: a write that fails
-  -- (an operator gave a key the wrong type) leaves no record of a decision
-  -- that was not carried out.
-  for _, k in ipairs(decided) do
-    redis.call('SET', KEYS[k], cjson.encode(records[k]), 'PX', MEMORY)
-  end
+  save_records(records, decided)
 end
 if first and not booked then booked_nothing(ts) end
 

@@ -235,6 +235,16 @@ local function reclaim(t)
   if #ended > 0 then remember(t, ended) end
 end
 
+-- Stores the idempotency records (`records[k]` for KEYS[k]) of the
+-- decisions in `decided`. Called after the train's bookings are written: a
+-- write that fails (an operator gave a key the wrong type) then leaves no
+-- record of a decision that was not carried out.
+local function save_records(records, decided)
+  for _, k in ipairs(decided) do
+    redis.call('SET', KEYS[k], cjson.encode(records[k]), 'PX', MEMORY)
+  end
+end
+
 -- The stored answer of an Idempotency-Key (KEYS[k]), decoded; nil when none.
 local function stored(k)
   local raw = redis.call('GET', KEYS[k])
