@@ -37,7 +37,5 @@ if rec then
     remember(t, {now(), 'cancelled:' .. id})
   end
 end
-write_counters(ts)
-flush_users(t)
-unlock(ts)
+finish(ts)
 return {status, status == 200 and t.stock_n or 0, seats}

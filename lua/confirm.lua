@@ -70,7 +70,5 @@ for _, t in ipairs(ts) do
   end
 end
 
-write_counters(ts)
-for _, t in ipairs(ts) do flush_users(t) end
-unlock(ts)
+finish(ts)
 return out

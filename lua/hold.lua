@@ -109,9 +109,5 @@ for _, t in ipairs(ts) do
   end
   save_records(records, decided)
 end
-if first and not booked then booked_nothing(ts) end
-
-write_counters(ts)
-for _, t in ipairs(ts) do flush_users(t) end
-unlock(ts)
+finish(ts, first and not booked)
 return out

@@ -85,12 +85,11 @@ local function valid_record(k, ntrains) return k == 0 or (k > 10 * ntrains + 1 a
 -- id is a fresh UUID that nothing can know yet. The call's key is set here
 -- (so it is the script's first write: call it after the reads that could
 -- fail) and kept CALL_MEMORY ms, which outlasts the longest a client may
--- re-send a call (the service: REQUEST_TIMEOUT_MS); booked_nothing removes
--- it again, so a call that decided nothing leaves nothing behind.
+-- re-send a call (the service: REQUEST_TIMEOUT_MS); `finish` removes it
+-- again when the call booked nothing, so such a call leaves nothing behind.
 local function first_run(ts)
   return redis.call('SET', KEYS[10 * #ts + 1], '1', 'NX', 'PX', CALL_MEMORY) ~= false
 end
-local function booked_nothing(ts) redis.call('DEL', KEYS[10 * #ts + 1]) end
 
 -- Reads every train's stock, sold and held in one MGET (before any write),
 -- into t.stock_n, t.sold_n, t.held_n; t.exists false when its stock is
@@ -243,6 +242,16 @@ local function save_records(records, decided)
   for _, k in ipairs(decided) do
     redis.call('SET', KEYS[k], cjson.encode(records[k]), 'PX', MEMORY)
   end
+end
+
+-- The end of every script that changes trains: the counters written back
+-- (one MSET), the per-user counts, the locks released; and, when
+-- `booked_nothing` (a first run that decided nothing), the call's key removed.
+local function finish(ts, booked_nothing)
+  if booked_nothing then redis.call('DEL', KEYS[10 * #ts + 1]) end
+  write_counters(ts)
+  for _, t in ipairs(ts) do flush_users(t) end
+  unlock(ts)
 end
 
 -- The stored answer of an Idempotency-Key (KEYS[k]), decoded; nil when none.

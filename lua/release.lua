@@ -19,25 +19,23 @@ local left = lock(t)
 if left then return {429, left, 0} end
 reclaim(t)
 
-local function finish(status, seats)
-  write_counters(ts)
-  flush_users(t)
-  unlock(ts)
+local function answer(status, seats)
+  finish(ts)
   return {status, status == 200 and t.stock_n or 0, seats}
 end
 local rec = redis.call('HGET', t.holds, id)
 if not rec then
-  if redis.call('HEXISTS', t.reservations, id) == 1 then return finish(409, 0) end
-  if redis.call('ZSCORE', t.ended, 'expired:' .. id) then return finish(410, 0) end
-  return finish(404, 0)
+  if redis.call('HEXISTS', t.reservations, id) == 1 then return answer(409, 0) end
+  if redis.call('ZSCORE', t.ended, 'expired:' .. id) then return answer(410, 0) end
+  return answer(404, 0)
 end
 local user, seats, expires = parse(rec)
-if caller ~= '' and user ~= caller then return finish(403, 0) end
-if expires <= now() then return finish(410, 0) end
+if caller ~= '' and user ~= caller then return answer(403, 0) end
+if expires <= now() then return answer(410, 0) end
 
 redis.call('HDEL', t.holds, id)
 redis.call('ZREM', t.expiry, id)
 t.held_n, t.stock_n = t.held_n - seats, t.stock_n + seats
 charge(t, user, -seats)
 remember(t, {now(), 'released:' .. id})
-return finish(200, seats)
+return answer(200, seats)
