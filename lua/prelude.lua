@@ -48,14 +48,20 @@ local function trains(width)
         or pos + 1 + n * width > #ARGV then
       return nil
     end
+    -- Every field a script may set is named here, most as nil: a
+    -- constructor sizes its table once, while each field added later can
+    -- make Lua grow and rehash it (measurably, per train and per member).
     local t = {stock = KEYS[base], capacity = KEYS[base + 1], sold = KEYS[base + 2],
                held_key = KEYS[base + 3], lock = KEYS[base + 4], reservations = KEYS[base + 5],
                holds = KEYS[base + 6], expiry = KEYS[base + 7], users = KEYS[base + 8],
-               ended = KEYS[base + 9], members = {}, stored_seats = {}, changed = {}}
+               ended = KEYS[base + 9], members = {}, stored_seats = {}, changed = {},
+               exists = nil, stock_n = nil, sold_n = nil, held_n = nil, stock_0 = nil,
+               sold_0 = nil, held_0 = nil, mine = nil, locked = nil, lock_left = nil,
+               found = nil, gone = nil, live = nil, confirmed = nil}
+    local members, first = t.members, pos + 2
     for i = 1, n do
-      local m = {}
-      for f = 1, width do m[f] = ARGV[pos + 1 + (i - 1) * width + f] end
-      t.members[i] = m
+      members[i] = {seats = nil, ttl = nil, idem = nil, unpack(ARGV, first, first + width - 1)}
+      first = first + width
     end
     out[#out + 1] = t
     pos = pos + 2 + n * width
