@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{int, reservations::GiveBack, status_code, user_arg, Store, StoreError};
+use super::{int, reservations::GiveBack, status_code, CallArgs, Store, StoreError};
 use crate::batch::Decide;
 
 /// One hold request, as `hold.lua` takes it.
@@ -97,21 +97,14 @@ impl Store {
         &self,
         batch: &[(String, HoldRequest)],
     ) -> Result<Vec<HoldReply>, StoreError> {
-        let token = batch
-            .first()
-            .map(|(_, h)| h.hold_id.clone())
-            .unwrap_or_default();
+        let token = batch.first().map_or("", |(_, h)| &h.hold_id);
         let replies = self
-            .call_trains(&self.scripts.hold, batch, token, 5, |h, records| {
-                let [record, fingerprint] = records.member_args(&h.idempotency);
-                vec![
-                    h.hold_id.clone(),
-                    h.seats.to_string(),
-                    user_arg(h.user_id.as_deref()),
-                    h.ttl_ms.to_string(),
-                    record,
-                    fingerprint,
-                ]
+            .call_trains(&self.scripts.hold, batch, token, 5, |h, records, call| {
+                call.arg(&h.hold_id);
+                call.number(h.seats);
+                call.user(h.user_id.as_deref());
+                call.number(h.ttl_ms);
+                records.member_args(&h.idempotency, call);
             })
             .await?;
         replies
@@ -136,8 +129,9 @@ impl Store {
     ) -> Result<Vec<ConfirmReply>, StoreError> {
         let token = uuid::Uuid::new_v4().to_string();
         let replies = self
-            .call_trains(&self.scripts.confirm, batch, token, 4, |c, _| {
-                vec![c.hold_id.clone(), user_arg(c.caller.as_deref())]
+            .call_trains(&self.scripts.confirm, batch, &token, 4, |c, _, call| {
+                call.arg(&c.hold_id);
+                call.user(c.caller.as_deref());
             })
             .await?;
         replies
@@ -160,7 +154,10 @@ impl Store {
         hold_id: &str,
         caller: Option<&str>,
     ) -> Result<GiveBack, StoreError> {
-        let member = vec![hold_id.to_owned(), user_arg(caller)];
+        let member = |call: &mut CallArgs| {
+            call.arg(hold_id);
+            call.user(caller);
+        };
         let answer = self
             .call_one(&self.scripts.release, train_id, member, 3)
             .await?;
@@ -177,10 +174,11 @@ impl Store {
         train_id: &str,
         hold_id: &str,
     ) -> Result<(u16, Option<HoldView>), StoreError> {
-        let key_list = vec![self.key(train_id, "holds"), self.key(train_id, "ended")];
-        let (status, raw): (i64, String) = self
-            .eval(&self.scripts.get_hold, key_list, vec![hold_id.to_owned()])
-            .await?;
+        let mut call = CallArgs::with_capacity(2, 1, 128);
+        call.train_key(&self.prefix, train_id, "holds");
+        call.train_key(&self.prefix, train_id, "ended");
+        call.arg(hold_id);
+        let (status, raw): (i64, String) = self.eval(&self.scripts.get_hold, call).await?;
         let status = status_code(status)?;
         if status != 200 {
             return Ok((status, None));

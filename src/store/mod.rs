@@ -10,6 +10,7 @@
 //! after a write when `REPLICA_ACKS` is set (`replicas`), and the script
 //! caches of every primary for `/readyz` (`primaries`).
 
+mod args;
 mod holds;
 mod primaries;
 mod replicas;
@@ -21,7 +22,8 @@ pub use holds::{Confirm, ConfirmReply, Confirming, HoldReply, HoldRequest, HoldV
 pub use reservations::{Reservation, ReservationView, ReserveReply, Reserving};
 pub use trains::TrainState;
 
-use scripts::{train_key, Scripts, TRAIN_KEYS};
+use args::CallArgs;
+use scripts::{Scripts, TRAIN_KEYS};
 
 use std::{sync::Arc, time::Duration};
 
@@ -31,7 +33,7 @@ use fred::{
         ErrorKind, EventInterface, LuaInterface, PerformanceConfig, Pool, ReconnectPolicy,
         TcpConfig,
     },
-    types::{config::UnresponsiveConfig, scripts::Script, FromValue, MultipleKeys, Value},
+    types::{config::UnresponsiveConfig, scripts::Script, FromValue, Value},
 };
 
 use crate::{config::Config, metrics::Metrics};
@@ -228,9 +230,10 @@ impl Store {
         }
     }
 
-    /// The name of one key of a train.
+    /// The name of one key of a train: `PREFIX:{ID}:name`. The `{ID}` hash
+    /// tag keeps all of a train's keys in one Cluster slot.
     fn key(&self, train_id: &str, name: &str) -> String {
-        train_key(&self.prefix, train_id, name)
+        format!("{}:{{{train_id}}}:{name}", self.prefix)
     }
 
     /// One call of a train script (prelude.lua + its own part) for a batch
@@ -238,16 +241,17 @@ impl Store {
     /// call's own key, then the idempotency records the members name; ARGV:
     /// the common five (token, lock PX, memory, per-user limit, call key
     /// PX), then per train the index of its first key, its member count and
-    /// its members' `fields` (in arrival order within the train). Returns `width` reply values per
-    /// member, in the batch's order. Every train script writes, so with
-    /// `REPLICA_ACKS` the call waits for the replicas (`eval_write`).
+    /// its members' fields, which `fields` writes (in arrival order within
+    /// the train). Returns `width` reply values per member, in the batch's
+    /// order. Every train script writes, so with `REPLICA_ACKS` the call
+    /// waits for the replicas (`eval_write`).
     async fn call_trains<M>(
         &self,
         script: &Script,
         batch: &[(String, M)],
-        token: String,
+        token: &str,
         width: usize,
-        fields: impl Fn(&M, &mut Records) -> Vec<String>,
+        fields: impl Fn(&M, &mut Records, &mut CallArgs),
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         // Trains in order of first arrival, each with its members' positions.
         let mut trains: Vec<(&str, Vec<usize>)> = Vec::new();
@@ -257,32 +261,45 @@ impl Store {
                 None => trains.push((train, vec![at])),
             }
         }
-        let mut keys = Vec::with_capacity(TRAIN_KEYS.len() * trains.len() + 2);
+        let key_bytes: usize = trains
+            .iter()
+            .map(|(train, _)| TRAIN_KEYS.len() * (self.prefix.len() + train.len() + 16))
+            .sum();
+        let mut call = CallArgs::with_capacity(
+            TRAIN_KEYS.len() * trains.len() + 1,
+            5 + 2 * trains.len() + 6 * batch.len(),
+            key_bytes + 128 + 96 * batch.len(),
+        );
         for (train, _) in &trains {
-            keys.extend(TRAIN_KEYS.iter().map(|name| self.key(train, name)));
+            for name in TRAIN_KEYS {
+                call.train_key(&self.prefix, train, name);
+            }
         }
         let first_train = trains.first().map_or("", |(train, _)| train);
-        keys.push(self.key(first_train, &format!("call:{token}")));
+        call.train_key(&self.prefix, first_train, &format!("call:{token}"));
         let mut records = Records {
-            first: keys.len(),
+            first: call.keys.len(),
             train: String::new(),
             names: Vec::new(),
         };
-        let mut args = Vec::with_capacity(5 + 2 * trains.len() + 6 * batch.len());
-        args.push(token);
-        args.extend(self.common.iter().cloned());
+        call.arg(token);
+        for common in &self.common {
+            call.arg(common);
+        }
         let mut order = Vec::with_capacity(batch.len());
         for (n, (train, members)) in trains.iter().enumerate() {
-            args.push((TRAIN_KEYS.len() * n + 1).to_string());
-            args.push(members.len().to_string());
+            call.number(TRAIN_KEYS.len() * n + 1);
+            call.number(members.len());
             records.train = self.key(train, "idem:");
             for &at in members {
-                args.extend(fields(&batch[at].1, &mut records));
+                fields(&batch[at].1, &mut records, &mut call);
                 order.push(at);
             }
         }
-        keys.extend(records.names);
-        let reply = self.eval_write(script, keys, args).await?;
+        for name in &records.names {
+            call.key(name);
+        }
+        let reply = self.eval_write(script, call).await?;
         let reply: Vec<Value> = FromValue::from_value(reply)
             .map_err(|e| StoreError::Failed(format!("unexpected script reply: {e}")))?;
         let mut answers: Vec<Vec<Value>> = vec![Vec::new(); batch.len()];
@@ -295,18 +312,19 @@ impl Store {
         Ok(answers)
     }
 
-    /// `call_trains` for one member of one train (release, cancel, put_train).
+    /// `call_trains` for one member of one train (release, cancel,
+    /// put_train), whose fields `member` writes.
     async fn call_one(
         &self,
         script: &Script,
         train_id: &str,
-        member: Vec<String>,
+        member: impl Fn(&mut CallArgs),
         width: usize,
     ) -> Result<Vec<Value>, StoreError> {
         let token = uuid::Uuid::new_v4().to_string();
-        let batch = [(train_id.to_owned(), member)];
+        let batch = [(train_id.to_owned(), ())];
         let mut answers = self
-            .call_trains(script, &batch, token, width, |m, _| m.clone())
+            .call_trains(script, &batch, &token, width, |_, _, call| member(call))
             .await?;
         Ok(answers.pop().unwrap_or_default())
     }
@@ -316,22 +334,15 @@ impl Store {
     /// also caches it again: unlike SCRIPT LOAD then EVALSHA, no second flush
     /// in between can make it fail. Each of the two is bounded on its own
     /// (`bounded`), so fred's timeout is the one that fires.
-    async fn eval<R: FromValue>(
-        &self,
-        script: &Script,
-        keys: Vec<String>,
-        args: Vec<String>,
-    ) -> Result<R, StoreError> {
+    async fn eval<R: FromValue>(&self, script: &Script, call: CallArgs) -> Result<R, StoreError> {
         self.metrics.script_call(self.scripts.index(script));
         let client = self.pool.next();
-        let keys = MultipleKeys::from(keys);
-        let args: Vec<Value> = args.into_iter().map(Value::from).collect();
         // Boxed: fred's futures are large, and every caller's future would
         // otherwise carry (and move) them inline.
         let cached = self
             .bounded(Box::pin(async {
                 let sha1 = script.sha1().clone();
-                match client.evalsha(sha1, keys.clone(), args.clone()).await {
+                match client.evalsha(sha1, call.keys.clone(), call.values()).await {
                     Err(e) if e.details().starts_with("NOSCRIPT") => Ok(None),
                     result => result.map(Some),
                 }
@@ -341,7 +352,8 @@ impl Store {
             Some(value) => value,
             None => {
                 let lua = script.lua().cloned().unwrap_or_default();
-                self.bounded(Box::pin(client.eval(lua, keys, args))).await?
+                let eval = client.eval(lua, call.keys.clone(), call.values());
+                self.bounded(Box::pin(eval)).await?
             }
         };
         R::from_value(value)
@@ -424,18 +436,18 @@ impl Records {
 
     /// A member's last two fields: its record's KEYS index (0 = none) and
     /// its request fingerprint ('' = none).
-    pub fn member_args(&mut self, idempotency: &Option<(String, String)>) -> [String; 2] {
+    pub fn member_args(&mut self, idempotency: &Option<(String, String)>, call: &mut CallArgs) {
         match idempotency {
-            None => ["0".to_owned(), String::new()],
-            Some((key, fingerprint)) => [self.index(key).to_string(), fingerprint.clone()],
+            None => {
+                call.arg("0");
+                call.arg("");
+            }
+            Some((key, fingerprint)) => {
+                call.number(self.index(key));
+                call.arg(fingerprint);
+            }
         }
     }
-}
-
-/// A user as the scripts take it: '' (anonymous) or a JSON string literal.
-fn user_arg(user: Option<&str>) -> String {
-    user.map(|u| serde_json::Value::from(u).to_string())
-        .unwrap_or_default()
 }
 
 fn status_code(status: i64) -> Result<u16, StoreError> {

@@ -40,7 +40,7 @@ use fred::{
     util::redis_keyslot,
 };
 
-use super::{Store, StoreError};
+use super::{CallArgs, Store, StoreError};
 
 impl Store {
     /// Like `eval`, for a script that writes: with `REPLICA_ACKS` above 0 the
@@ -48,24 +48,25 @@ impl Store {
     pub(super) async fn eval_write(
         &self,
         script: &Script,
-        keys: Vec<String>,
-        args: Vec<String>,
+        args: CallArgs,
     ) -> Result<Value, StoreError> {
         if self.replica_acks == 0 {
-            return self.eval(script, keys, args).await;
+            return self.eval(script, args).await;
         }
-        let slot = keys.first().map(|k| redis_keyslot(k.as_bytes()));
+        let slot = args.keys.first().map(|k| redis_keyslot(k));
+        // `EVALSHA sha1 numkeys keys... args...` (or EVAL with the script).
+        let command = |first: Value| {
+            let mut command = vec![first, Value::from(args.keys.len().to_string())];
+            command.extend(args.keys.iter().cloned().map(Value::Bytes));
+            command.extend(args.values());
+            command
+        };
         let call = async {
-            let mut command = vec![script.sha1().to_string(), keys.len().to_string()];
-            command.extend(keys.iter().cloned());
-            command.extend(args.iter().cloned());
-            match self.with_wait("EVALSHA", slot, command).await {
+            let sha1 = Value::from(script.sha1().clone());
+            match self.with_wait("EVALSHA", slot, command(sha1)).await {
                 Err(Acked::Redis(e)) if e.details().starts_with("NOSCRIPT") => {
-                    let lua = script.lua().cloned().unwrap_or_default();
-                    let mut command = vec![lua.to_string(), keys.len().to_string()];
-                    command.extend(keys);
-                    command.extend(args);
-                    self.with_wait("EVAL", slot, command).await
+                    let lua = Value::from(script.lua().cloned().unwrap_or_default());
+                    self.with_wait("EVAL", slot, command(lua)).await
                 }
                 result => result,
             }
@@ -86,7 +87,7 @@ impl Store {
         &self,
         name: &'static str,
         slot: Option<u16>,
-        args: Vec<String>,
+        args: Vec<Value>,
     ) -> Result<Value, Acked> {
         let route = slot.map_or(ClusterHash::FirstKey, ClusterHash::Custom);
         let once = Options {

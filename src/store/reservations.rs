@@ -6,7 +6,7 @@ use std::sync::Arc;
 use fred::prelude::HashesInterface;
 use serde::Deserialize;
 
-use super::{int, status_code, user_arg, Store, StoreError};
+use super::{int, status_code, CallArgs, Store, StoreError};
 use crate::batch::Decide;
 
 /// One reservation request, as `reserve.lua` takes it. Owned, because it
@@ -70,21 +70,20 @@ impl Store {
         batch: &[(String, Reservation)],
     ) -> Result<Vec<ReserveReply>, StoreError> {
         // The first reservation id is a fresh UUID: it doubles as the lock token.
-        let token = batch
-            .first()
-            .map(|(_, r)| r.reservation_id.clone())
-            .unwrap_or_default();
+        let token = batch.first().map_or("", |(_, r)| &r.reservation_id);
         let replies = self
-            .call_trains(&self.scripts.reserve, batch, token, 4, |r, records| {
-                let [record, fingerprint] = records.member_args(&r.idempotency);
-                vec![
-                    r.reservation_id.clone(),
-                    r.seats.to_string(),
-                    user_arg(r.user_id.as_deref()),
-                    record,
-                    fingerprint,
-                ]
-            })
+            .call_trains(
+                &self.scripts.reserve,
+                batch,
+                token,
+                4,
+                |r, records, call| {
+                    call.arg(&r.reservation_id);
+                    call.number(r.seats);
+                    call.user(r.user_id.as_deref());
+                    records.member_args(&r.idempotency, call);
+                },
+            )
             .await?;
         replies
             .into_iter()
@@ -107,7 +106,10 @@ impl Store {
         reservation_id: &str,
         caller: Option<&str>,
     ) -> Result<GiveBack, StoreError> {
-        let member = vec![reservation_id.to_owned(), user_arg(caller)];
+        let member = |call: &mut CallArgs| {
+            call.arg(reservation_id);
+            call.user(caller);
+        };
         let answer = self
             .call_one(&self.scripts.cancel, train_id, member, 3)
             .await?;

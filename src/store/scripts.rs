@@ -108,16 +108,3 @@ impl Scripts {
         ]
     }
 }
-
-/// The name of one key of a train: `PREFIX:{ID}:name`. The `{ID}` hash tag
-/// keeps all of a train's keys in one Cluster slot.
-pub fn train_key(prefix: &str, train_id: &str, name: &str) -> String {
-    // Joined by hand rather than with `format!`: a call names eleven keys per
-    // train (5% of the service's CPU on 1,000 trains went to formatting), and
-    // an exact capacity lets fred take the bytes without copying them again.
-    let mut key = String::with_capacity(prefix.len() + train_id.len() + name.len() + 4);
-    for part in [prefix, ":{", train_id, "}:", name] {
-        key.push_str(part);
-    }
-    key
-}

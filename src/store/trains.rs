@@ -1,7 +1,7 @@
 //! Trains in Redis: the snapshot behind `GET /trains/{id}` (`train.lua`,
 //! read-only) and creating or resetting one (`put_train.lua`).
 
-use super::{int, status_code, Store, StoreError};
+use super::{int, status_code, CallArgs, Store, StoreError};
 
 /// `train.lua`'s reply, for GET /trains/{id}.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,8 @@ impl Store {
     /// `None` when the train does not exist. Holds that have expired count as
     /// remaining, reclaimed or not (see `train.lua`).
     pub async fn train(&self, train_id: &str) -> Result<Option<TrainState>, StoreError> {
-        let key_list = [
+        let mut call = CallArgs::with_capacity(7, 0, 256);
+        for name in [
             "stock",
             "capacity",
             "sold",
@@ -26,9 +27,9 @@ impl Store {
             "lock",
             "holds",
             "hold_expiry",
-        ]
-        .map(|name| self.key(train_id, name))
-        .into();
+        ] {
+            call.train_key(&self.prefix, train_id, name);
+        }
         type Raw = (
             Option<String>,
             Option<String>,
@@ -36,8 +37,7 @@ impl Store {
             Option<String>,
             i64,
         );
-        let (stock, capacity, sold, held, pttl): Raw =
-            self.eval(&self.scripts.train, key_list, Vec::new()).await?;
+        let (stock, capacity, sold, held, pttl): Raw = self.eval(&self.scripts.train, call).await?;
         let Some(stock) = stock else { return Ok(None) };
         let int = |name: &str, raw: Option<String>| -> Result<Option<i64>, StoreError> {
             raw.map(|v| {
@@ -73,10 +73,10 @@ impl Store {
         capacity: u64,
         reset: bool,
     ) -> Result<(u16, i64), StoreError> {
-        let member = vec![
-            capacity.to_string(),
-            if reset { "1" } else { "0" }.to_owned(),
-        ];
+        let member = |call: &mut CallArgs| {
+            call.number(capacity);
+            call.arg(if reset { "1" } else { "0" });
+        };
         let answer = self
             .call_one(&self.scripts.put_train, train_id, member, 2)
             .await?;
