@@ -22,7 +22,7 @@ local ts = trains(6)
 if not ts then return redis.error_reply('ERR hold.lua: bad arguments') end
 for _, t in ipairs(ts) do
   for i, r in ipairs(t.members) do
-    r.seats, r.ttl, r.idem = seats(r[2]), int(r[4]), tonumber(r[5])
+    r.seats, r.ttl, r.idem = seats(r[2]), int(r[4]), record_index(r[5])
     if #r[1] == 0 or not r.seats or not valid_user(r[3])
         or not r.ttl or r.ttl < 1000 or r.ttl > 900000
         or not r.idem or not valid_record(r.idem, #ts) then

@@ -22,8 +22,12 @@
 -- hold's seats went back by expiry: 410 for 24 h), `released:ID` and
 -- `cancelled:ID` (a re-sent call must never bring them back).
 
-local TOKEN, LOCK_TTL = ARGV[1], tonumber(ARGV[2])
-local MEMORY, LIMIT, CALL_MEMORY = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) end
+
+-- The PX arguments go to Redis as the texts they came as: Redis 7.0 formats
+-- a Lua number with printf's %.17g each time one is passed.
+local TOKEN, LOCK_PX, CALL_PX = ARGV[1], ARGV[2], ARGV[5]
+local LOCK_TTL, MEMORY, LIMIT, CALL_MEMORY = int(LOCK_PX), int(ARGV[3]), int(ARGV[4]), int(CALL_PX)
 if #TOKEN == 0 or not LOCK_TTL or LOCK_TTL < 1 or not MEMORY or MEMORY < 1
     or not LIMIT or LIMIT < 0 or not CALL_MEMORY or CALL_MEMORY < 1 then
   return redis.error_reply('ERR train script: bad common arguments')
@@ -32,11 +36,15 @@ end
 -- train in use never builds up a backlog of expired holds.
 local RECLAIM = 128
 
-local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) end
-
 -- Seats asked by one request: 1..10, written plainly (it goes into records
--- as it is, and records are JSON).
-local function seats(v) return (string.match(v, '^[1-9]$') or v == '10') and tonumber(v) end
+-- as it is, and records are JSON). A table lookup: a pattern match per
+-- request costs more.
+local SEATS = {['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5,
+               ['6'] = 6, ['7'] = 7, ['8'] = 8, ['9'] = 9, ['10'] = 10}
+local function seats(v) return SEATS[v] end
+
+-- An idempotency record index as sent: almost always '0' (none).
+local function record_index(v) if v == '0' then return 0 end return int(v) end
 
 -- The trains of this call, each {keys..., members = {{field, ...}, ...}}
 -- with `width` fields per member; nil when ARGV does not parse.
@@ -94,7 +102,7 @@ local function valid_record(k, ntrains) return k == 0 or (k > 10 * ntrains + 1 a
 -- re-send a call (the service: REQUEST_TIMEOUT_MS); `finish` removes it
 -- again when the call booked nothing, so such a call leaves nothing behind.
 local function first_run(ts)
-  return redis.call('SET', KEYS[10 * #ts + 1], '1', 'NX', 'PX', CALL_MEMORY) ~= false
+  return redis.call('SET', KEYS[10 * #ts + 1], '1', 'NX', 'PX', CALL_PX) ~= false
 end
 
 -- Reads every train's stock, sold and held in one MGET (before any write),
@@ -116,14 +124,16 @@ local function counters(ts)
   end
 end
 
--- Writes back the counters that changed, all trains in one MSET.
+-- Writes back the counters that changed, all trains in one MSET (as text
+-- formatted here: an integer format is cheaper than Redis's %.17g).
 local function write_counters(ts)
-  local kv = {}
+  local kv, n = {}, 0
+  local function put(key, v) kv[n + 1], kv[n + 2] = key, string.format('%d', v); n = n + 2 end
   for _, t in ipairs(ts) do
     if t.exists then
-      if t.stock_n ~= t.stock_0 then kv[#kv + 1] = t.stock; kv[#kv + 1] = t.stock_n end
-      if t.sold_n ~= t.sold_0 then kv[#kv + 1] = t.sold; kv[#kv + 1] = t.sold_n end
-      if t.held_n ~= t.held_0 then kv[#kv + 1] = t.held_key; kv[#kv + 1] = t.held_n end
+      if t.stock_n ~= t.stock_0 then put(t.stock, t.stock_n) end
+      if t.sold_n ~= t.sold_0 then put(t.sold, t.sold_n) end
+      if t.held_n ~= t.held_0 then put(t.held_key, t.held_n) end
     end
   end
   if #kv > 0 then redis.call('MSET', unpack(kv)) end
@@ -147,7 +157,7 @@ end
 -- Takes a train's lock: nil when ours (t.mine), else ms until the other
 -- holder's frees.
 local function lock(t)
-  if redis.call('SET', t.lock, TOKEN, 'NX', 'PX', LOCK_TTL) then
+  if redis.call('SET', t.lock, TOKEN, 'NX', 'PX', LOCK_PX) then
     t.mine = true
     return nil
   end

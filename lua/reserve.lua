@@ -24,7 +24,7 @@ local ts = trains(5)
 if not ts then return redis.error_reply('ERR reserve.lua: bad arguments') end
 for _, t in ipairs(ts) do
   for i, r in ipairs(t.members) do
-    r.seats, r.idem = seats(r[2]), tonumber(r[4])
+    r.seats, r.idem = seats(r[2]), record_index(r[4])
     if #r[1] == 0 or not r.seats or not valid_user(r[3]) or not r.idem
         or not valid_record(r.idem, #ts) then
       return redis.error_reply('ERR reserve.lua: bad arguments for request ' .. i)
