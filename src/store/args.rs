@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use fred::types::Value;
 
+use super::scripts::key_parts;
+
 /// KEYS and ARGV of one script call, each a slice of one buffer.
 pub struct CallArgs {
     buf: BytesMut,
@@ -30,10 +32,9 @@ impl CallArgs {
         }
     }
 
-    /// A key of a train: `PREFIX:{ID}:name` (the `{ID}` hash tag keeps all of
-    /// a train's keys in one Cluster slot).
+    /// A key of a train (`scripts::key_parts`).
     pub fn train_key(&mut self, prefix: &str, train_id: &str, name: &str) {
-        for part in [prefix, ":{", train_id, "}:", name] {
+        for part in key_parts(prefix, train_id, name) {
             self.buf.put_slice(part.as_bytes());
         }
         let key = self.cut();

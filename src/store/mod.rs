@@ -23,7 +23,7 @@ pub use reservations::{Reservation, ReservationView, ReserveReply, Reserving};
 pub use trains::TrainState;
 
 use args::CallArgs;
-use scripts::{Scripts, TRAIN_KEYS};
+use scripts::{key_parts, Scripts, TRAIN_KEYS};
 
 use std::{sync::Arc, time::Duration};
 
@@ -230,10 +230,9 @@ impl Store {
         }
     }
 
-    /// The name of one key of a train: `PREFIX:{ID}:name`. The `{ID}` hash
-    /// tag keeps all of a train's keys in one Cluster slot.
+    /// The name of one key of a train (`scripts::key_parts`).
     fn key(&self, train_id: &str, name: &str) -> String {
-        format!("{}:{{{train_id}}}:{name}", self.prefix)
+        key_parts(&self.prefix, train_id, name).concat()
     }
 
     /// One call of a train script (prelude.lua + its own part) for a batch
@@ -279,7 +278,8 @@ impl Store {
         call.train_key(&self.prefix, first_train, &format!("call:{token}"));
         let mut records = Records {
             first: call.keys.len(),
-            train: String::new(),
+            prefix: &self.prefix,
+            train: "",
             names: Vec::new(),
         };
         call.arg(token);
@@ -290,7 +290,7 @@ impl Store {
         for (n, (train, members)) in trains.iter().enumerate() {
             call.number(TRAIN_KEYS.len() * n + 1);
             call.number(members.len());
-            records.train = self.key(train, "idem:");
+            records.train = train;
             for &at in members {
                 fields(&batch[at].1, &mut records, &mut call);
                 order.push(at);
@@ -410,20 +410,21 @@ fn per_member(
 
 /// The idempotency records a call names, after the trains' keys and the
 /// call's own key.
-pub(crate) struct Records {
+pub(crate) struct Records<'a> {
     /// KEYS before the first record (ten per train, and the call's key).
     first: usize,
-    /// `PREFIX:{ID}:idem:` of the member being added.
-    train: String,
+    prefix: &'a str,
+    /// The train of the member being added.
+    train: &'a str,
     names: Vec<String>,
 }
 
-impl Records {
+impl Records<'_> {
     /// The 1-based KEYS index of the record for an Idempotency-Key on the
     /// member's train, added once: two requests with one key share one
     /// record (the second replays).
     pub fn index(&mut self, key: &str) -> usize {
-        let name = format!("{}{key}", self.train);
+        let name = key_parts(self.prefix, self.train, &format!("idem:{key}")).concat();
         let at = match self.names.iter().position(|k| *k == name) {
             Some(at) => at,
             None => {

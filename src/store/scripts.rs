@@ -9,6 +9,13 @@
 
 use fred::types::scripts::Script;
 
+/// The name of one key of a train, `PREFIX:{ID}:name`, in its parts (to
+/// join or to write out). The `{ID}` hash tag keeps all of a train's keys in
+/// one Cluster slot.
+pub fn key_parts<'a>(prefix: &'a str, train_id: &'a str, name: &'a str) -> [&'a str; 5] {
+    [prefix, ":{", train_id, "}:", name]
+}
+
 /// Keys of a train, in the order every train script takes them (ten per train).
 pub const TRAIN_KEYS: [&str; 10] = [
     "stock",
