@@ -32,6 +32,10 @@ impl Service {
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env_remove("REDIS_URL")
             .env("DEFAULT_STOCK", "2")
+            // Well above the 1.5 s that the drain test holds Redis writes for
+            // (and under the 8 s drain): on a machine busy with the other
+            // tests, 2 s left too little room, and a slow answer became a 503.
+            .env("REQUEST_TIMEOUT_MS", "5000")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -216,7 +220,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     .await;
 
     // Hold every write in Redis so requests pile up inside the service (for
-    // less than the 2 s request timeout: they must end in 200, not 503).
+    // less than the 5 s request timeout: they must end in 200, not 503).
     common::redis_cmd(
         &redis,
         "CLIENT",
