@@ -187,11 +187,11 @@ def reserve_benchmark(port):
     # KEYS: the train's ten, then the call's own key (a fresh one per call).
     keys = [f"train:{train}:{k}" for k in TRAIN_KEYS] + [f"train:{train}:call:tok-__rand_int__"]
     # ARGV: token, lock PX, memory PX, per-user limit (0 = off), call key PX,
-    # then the one train (its first key, 1 member) and one reservation: id,
+    # no followed call, then the one train (its first key, 1 member) and one reservation: id,
     # seats, user (JSON), idempotency record (0 = none), fingerprint.
     # Ids must be unique, as the service's UUIDs are (a first run of a call
     # does not look its ids up): two random fields, drawn apart, per id.
-    args = ["tok-__rand_int__", "3000", "86400000", "0", "60000", "1", "1", "rb-__rand_int__-__rand_int__", "1",
+    args = ["tok-__rand_int__", "3000", "86400000", "0", "60000", "0", "1", "1", "rb-__rand_int__-__rand_int__", "1",
             '"u-1"', "0", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",

@@ -21,8 +21,9 @@ for _, t in ipairs(ts) do
   end
 end
 
+if not follows() then return redis.error_reply(FENCED) end
 counters(ts)
-local out = {}
+local out, confirmed = {}, false
 local function answer(status, n, replayed, seats)
   out[#out + 1] = status; out[#out + 1] = n; out[#out + 1] = replayed; out[#out + 1] = seats
 end
@@ -63,6 +64,7 @@ for _, t in ipairs(ts) do
       end
     end
     if #moved_ids > 0 then
+      confirmed = true
       redis.call('HDEL', t.holds, unpack(moved_ids))
       redis.call('ZREM', t.expiry, unpack(moved_ids))
       redis.call('HSET', t.reservations, unpack(fields))
@@ -70,5 +72,6 @@ for _, t in ipairs(ts) do
   end
 end
 
+if confirmed then keep_call_key(ts) end
 finish(ts)
 return out

@@ -31,9 +31,10 @@ for _, t in ipairs(ts) do
   end
 end
 
+if not follows() then return redis.error_reply(FENCED) end
 counters(ts)
 local records = {}
-for k = 10 * #ts + 2, #KEYS do records[k] = stored(k) end
+for k = first_record(#ts), #KEYS do records[k] = stored(k) end
 local first = first_run(ts)
 for _, t in ipairs(ts) do
   t.live, t.confirmed, t.gone = {}, {}, {}

@@ -10,13 +10,14 @@
 -- KEYS: 10 per train, in this order: 1 stock  2 capacity  3 sold  4 held
 --   5 lock  6 reservations  7 holds  8 hold_expiry  9 users  10 ended;
 --   then this call's own key (`call:TOKEN` of its first train, see
---   first_run); then the idempotency records the members name.
+--   first_run); then, if it follows another call (see follows), that
+--   call's key; then the idempotency records the members name.
 -- ARGV: 1 token (a fresh UUID per call: the lock's, and the call's key's)
 --   2 lock PX in ms  3 memory in ms (idempotency records and ended ids are
 --   kept this long)  4 seats one user may have on a train (0 = no limit)
---   5 how long a call's key is kept, in ms; then, per train: the KEYS index
---   of its stock key (1, 11, 21, ...), its number of members, and its
---   members' fields.
+--   5 how long a call's key is kept, in ms  6 the KEYS index of the followed
+--   call's key (0 = none); then, per train: the KEYS index of its stock key
+--   (1, 11, 21, ...), its number of members, and its members' fields.
 --
 -- `ended` is a sorted set of ids that ended, scored by when: `expired:ID` (a
 -- hold's seats went back by expiry: 410 for 24 h), `released:ID` and
@@ -28,8 +29,9 @@ local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) e
 -- a Lua number with printf's %.17g each time one is passed.
 local TOKEN, LOCK_PX, CALL_PX = ARGV[1], ARGV[2], ARGV[5]
 local LOCK_TTL, MEMORY, LIMIT, CALL_MEMORY = int(LOCK_PX), int(ARGV[3]), int(ARGV[4]), int(CALL_PX)
+local AFTER = int(ARGV[6])
 if #TOKEN == 0 or not LOCK_TTL or LOCK_TTL < 1 or not MEMORY or MEMORY < 1
-    or not LIMIT or LIMIT < 0 or not CALL_MEMORY or CALL_MEMORY < 1 then
+    or not LIMIT or LIMIT < 0 or not CALL_MEMORY or CALL_MEMORY < 1 or not AFTER or AFTER < 0 then
   return redis.error_reply('ERR train script: bad common arguments')
 end
 -- Reclaimed per train and call: more than one call can create (64), so a
@@ -49,7 +51,7 @@ local function record_index(v) if v == '0' then return 0 end return int(v) end
 -- The trains of this call, each {keys..., members = {{field, ...}, ...}}
 -- with `width` fields per member; nil when ARGV does not parse.
 local function trains(width)
-  local out, pos = {}, 6
+  local out, pos = {}, 7
   while pos <= #ARGV do
     local base, n = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
     if base ~= 10 * #out + 1 or not n or n < 1 or base + 10 > #KEYS
@@ -74,7 +76,7 @@ local function trains(width)
     out[#out + 1] = t
     pos = pos + 2 + n * width
   end
-  if #out == 0 then return nil end
+  if #out == 0 or (AFTER ~= 0 and (AFTER ~= 10 * #out + 2 or AFTER > #KEYS)) then return nil end
   return out
 end
 
@@ -89,9 +91,28 @@ end
 -- A user argument: '' (anonymous) or a JSON string literal ("...").
 local function valid_user(u) return u == '' or string.match(u, '^".*"$') ~= nil end
 
--- An idempotency record index: 0 (none) or a KEYS index past the trains'
--- keys and the call's key.
-local function valid_record(k, ntrains) return k == 0 or (k > 10 * ntrains + 1 and k <= #KEYS) end
+-- The KEYS index of the first idempotency record: past the trains' keys,
+-- the call's key and the followed call's key.
+local function first_record(ntrains) return 10 * ntrains + (AFTER > 0 and 3 or 2) end
+
+-- An idempotency record index: 0 (none) or a KEYS index from first_record on.
+local function valid_record(k, ntrains) return k == 0 or (k >= first_record(ntrains) and k <= #KEYS) end
+
+-- Whether the call this one follows ran and booked (true when it follows
+-- none). The service may send a call while the one before it on the same
+-- queue is still in flight, on the same connection, so Redis runs them in
+-- the order sent; but the first may not have run at all (NOSCRIPT after a
+-- flush or a failover, while another client loaded the script again in
+-- between). A call that booked keeps its key (first_run; confirm.lua sets
+-- it when it confirmed), so a follower that finds none writes nothing and
+-- answers FENCED, and the service sends it again once the first has
+-- answered. A first that booked nothing leaves no key either (a 404 or a
+-- 429 must change no key): its follower goes again too, one round trip
+-- later. Arrival order within a train holds either way.
+local function follows()
+  return AFTER == 0 or redis.call('EXISTS', KEYS[AFTER]) == 1
+end
+local FENCED = 'FENCED the call this one follows has not run'
 
 -- Whether this is the first run of this very call, and not a client
 -- library re-sending it after a reconnect. Only a re-sent call must look up
@@ -103,6 +124,12 @@ local function valid_record(k, ntrains) return k == 0 or (k > 10 * ntrains + 1 a
 -- again when the call booked nothing, so such a call leaves nothing behind.
 local function first_run(ts)
   return redis.call('SET', KEYS[10 * #ts + 1], '1', 'NX', 'PX', CALL_PX) ~= false
+end
+
+-- For scripts that do not call first_run: keeps the call's key once the
+-- call changed something, so that a call following it finds it (follows).
+local function keep_call_key(ts)
+  redis.call('SET', KEYS[10 * #ts + 1], '1', 'PX', CALL_PX)
 end
 
 -- Reads every train's stock, sold and held in one MGET (before any write),

@@ -32,12 +32,14 @@ for _, t in ipairs(ts) do
   end
 end
 
+if not follows() then return redis.error_reply(FENCED) end
+
 -- The reads that could fail (an operator stored a counter that is not an
 -- integer, or an idempotency record of the wrong type) happen first. Then
 -- the call's key: only a re-sent call looks up its ids.
 counters(ts)
 local records = {}
-for k = 10 * #ts + 2, #KEYS do records[k] = stored(k) end
+for k = first_record(#ts), #KEYS do records[k] = stored(k) end
 local first = first_run(ts)
 for _, t in ipairs(ts) do
   t.found, t.gone = {}, {}

@@ -1,11 +1,23 @@
 //! Group commit: requests that arrive while a script call is in flight wait,
-//! and go together in the next call.
+//! and go together in a later call.
 //!
 //! On two cores one EVALSHA per request costs more than the HTTP work around it
 //! (a round trip, a script run, an AOF fsync each). Here a lone request is sent
 //! at once by its own task and waits for nobody; only while a call is in flight
-//! do requests queue, and when it returns a driver task sends the queue (up to
-//! `MAX_BATCH`) as one call, and so on until the queue is empty.
+//! do requests queue, and when it returns the queue (up to `MAX_BATCH`) goes as
+//! one call, and so on until the queue is empty.
+//!
+//! A queue that fills to `EARLY` while one call is in flight does not wait
+//! for it: it goes at once, on the same connection (`Store::client`), and
+//! waits in Redis's socket while the first runs. So Redis does not idle while
+//! the service hands out one call's answers and sends the next, nor while it
+//! fsyncs the AOF for the first. Half a full batch, because smaller calls
+//! cost more per request than Redis's idle time saves (README, Performance).
+//! Redis runs the two in the order sent, if the first runs at all: a first
+//! that met NOSCRIPT (a flush, a failover) is sent again, after the second.
+//! So the second names the first (`CallId::after`) and writes nothing unless
+//! the first ran and booked (prelude.lua's `follows`); fenced, it goes again
+//! once the first has answered.
 //!
 //! Queues are per shard, not per train: one call may carry requests for many
 //! trains as long as it may touch all their keys (any keys on one Redis, so
@@ -35,6 +47,37 @@ use crate::store::StoreError;
 /// serves nobody else meanwhile) and the size of one reply.
 pub const MAX_BATCH: usize = 64;
 
+/// Requests that make a queue go while a call is in flight (see the top).
+const EARLY: usize = MAX_BATCH / 2;
+
+/// Calls of one shard in flight at most: one running, one waiting behind it.
+const DEPTH: usize = 2;
+
+/// Who a script call is: its token (the train locks' and its call key's,
+/// `call:TOKEN` of its first train) and, when it was sent while another call
+/// of its queue was in flight, that call's first train and token.
+#[derive(Debug, Clone)]
+pub struct CallId {
+    pub token: String,
+    pub after: Option<(String, String)>,
+}
+
+impl CallId {
+    /// A call that follows none, with a fresh token.
+    pub fn new() -> CallId {
+        CallId {
+            token: uuid::Uuid::new_v4().to_string(),
+            after: None,
+        }
+    }
+}
+
+impl Default for CallId {
+    fn default() -> Self {
+        CallId::new()
+    }
+}
+
 /// How a batch of one kind of request becomes one script call.
 pub trait Decide: Send + Sync + 'static {
     type Member: Send + 'static;
@@ -44,10 +87,12 @@ pub trait Decide: Send + Sync + 'static {
     fn shard(&self, train_id: &str) -> u16;
 
     /// One call for `batch` (train, member), in arrival order: one answer per
-    /// member, in the same order.
+    /// member, in the same order. `StoreError::Fenced` when the call it
+    /// follows had not run.
     fn decide(
         &self,
         batch: &[(String, Self::Member)],
+        id: &CallId,
     ) -> impl Future<Output = Result<Vec<Self::Answer>, StoreError>> + Send;
 }
 
@@ -59,9 +104,61 @@ struct Waiting<D: Decide> {
     reply: oneshot::Sender<Answer<D>>,
 }
 
-/// A shard is present while a call for it is in flight, with the requests
-/// waiting for the next call; absent when idle.
-type Queues<D> = HashMap<u16, Vec<Waiting<D>>>;
+/// The call sent last: the next one sent while it is in flight follows it.
+/// `done` resolves once it has answered (its sender is dropped).
+struct Sent {
+    train_id: String,
+    token: String,
+    done: oneshot::Receiver<()>,
+}
+
+/// A shard with calls in flight, and the requests waiting for a later call.
+/// Absent when idle.
+struct Shard<D: Decide> {
+    queue: Vec<Waiting<D>>,
+    in_flight: usize,
+    last: Option<Sent>,
+}
+
+impl<D: Decide> Shard<D> {
+    /// Whether the queue goes now: nothing in flight, or one call and
+    /// `EARLY` requests waiting.
+    fn due(&self) -> bool {
+        match self.in_flight {
+            0 => !self.queue.is_empty(),
+            n => n < DEPTH && self.queue.len() >= EARLY,
+        }
+    }
+
+    /// Registers a call of `train_id` as sent: its id, the signal it must
+    /// wait for if fenced, and the sender it drops when it has answered.
+    fn register(
+        &mut self,
+        train_id: &str,
+    ) -> (CallId, Option<oneshot::Receiver<()>>, oneshot::Sender<()>) {
+        let before = if self.in_flight > 0 {
+            self.last.take()
+        } else {
+            None
+        };
+        let (done, done_rx) = oneshot::channel();
+        let id = CallId {
+            token: uuid::Uuid::new_v4().to_string(),
+            after: before
+                .as_ref()
+                .map(|b| (b.train_id.clone(), b.token.clone())),
+        };
+        self.last = Some(Sent {
+            train_id: train_id.to_owned(),
+            token: id.token.clone(),
+            done: done_rx,
+        });
+        self.in_flight += 1;
+        (id, before.map(|b| b.done), done)
+    }
+}
+
+type Queues<D> = HashMap<u16, Shard<D>>;
 
 pub struct GroupCommit<D: Decide> {
     decide: Arc<D>,
@@ -85,30 +182,42 @@ impl<D: Decide> GroupCommit<D> {
         let waiting = {
             let mut queues = lock(&self.queues);
             match queues.get_mut(&shard) {
-                Some(queue) => {
+                Some(state) => {
                     let (reply, answer) = oneshot::channel();
-                    let train_id = train_id.to_owned();
-                    queue.push(Waiting {
-                        train_id,
+                    state.queue.push(Waiting {
+                        train_id: train_id.to_owned(),
                         member,
                         reply,
                     });
+                    if state.due() {
+                        send(&self.decide, &self.queues, shard, state);
+                    }
                     Err(answer)
                 }
                 None => {
-                    queues.insert(shard, Vec::new());
-                    Ok(member)
+                    let mut state = Shard {
+                        queue: Vec::new(),
+                        in_flight: 0,
+                        last: None,
+                    };
+                    let (id, _, done) = state.register(train_id);
+                    queues.insert(shard, state);
+                    Ok((member, id, done))
                 }
             }
         };
         match waiting {
             // Nothing in flight: this request goes alone, now.
-            Ok(member) => {
+            Ok((member, id, _done)) => {
                 // Hands over on every exit, even if this future is dropped
                 // mid-call (the client went away): the queue must not stall.
-                let _hand_over = HandOver { group: self, shard };
+                let _hand_over = HandOver {
+                    decide: &self.decide,
+                    queues: &self.queues,
+                    shard,
+                };
                 let alone = [(train_id.to_owned(), member)];
-                let answers = self.decide.decide(&alone).await?;
+                let answers = self.decide.decide(&alone, &id).await?;
                 answers
                     .into_iter()
                     .next()
@@ -116,7 +225,7 @@ impl<D: Decide> GroupCommit<D> {
             }
             Err(answer) => match tokio::time::timeout(self.timeout, answer).await {
                 Ok(Ok(answer)) => answer,
-                Ok(Err(_)) => Err(StoreError::Failed("the group-commit driver ended".into())),
+                Ok(Err(_)) => Err(StoreError::Failed("the group-commit call ended".into())),
                 // Our slot is skipped if it has not been sent yet (see `take`).
                 Err(_) => Err(StoreError::Unavailable(format!(
                     "no answer within {} ms",
@@ -125,68 +234,115 @@ impl<D: Decide> GroupCommit<D> {
             },
         }
     }
+}
 
-    /// After a call: if requests queued up meanwhile, a driver task sends them;
-    /// otherwise the shard is idle again.
-    fn hand_over(&self, shard: u16) {
-        let mut queues = lock(&self.queues);
-        if queues.get(&shard).is_some_and(Vec::is_empty) {
-            queues.remove(&shard);
-            return;
+/// Sends the shard's queue (its oldest `MAX_BATCH`) as one call, in a task
+/// of its own. Called with the queues locked, so calls are registered in
+/// the order they are taken.
+fn send<D: Decide>(
+    decide: &Arc<D>,
+    queues: &Arc<Mutex<Queues<D>>>,
+    shard: u16,
+    state: &mut Shard<D>,
+) {
+    let batch = take(&mut state.queue);
+    let Some(first) = batch.first() else { return };
+    // Outside a runtime (shutting down) there is nobody left to answer.
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let (id, before, done) = state.register(&first.train_id);
+    runtime.spawn(call(
+        decide.clone(),
+        queues.clone(),
+        shard,
+        batch,
+        id,
+        before,
+        done,
+    ));
+}
+
+/// After a call: it is no longer in flight, and the queue goes if it is due.
+fn hand_over<D: Decide>(decide: &Arc<D>, queues: &Arc<Mutex<Queues<D>>>, shard: u16) {
+    let mut all = lock(queues);
+    let Some(state) = all.get_mut(&shard) else {
+        return;
+    };
+    state.in_flight = state.in_flight.saturating_sub(1);
+    while state.due() {
+        let before = state.in_flight;
+        send(decide, queues, shard, state);
+        if state.in_flight == before {
+            // Nothing was sent (every waiting client had gone): stop here.
+            break;
         }
-        drop(queues);
-        let (decide, queues) = (self.decide.clone(), self.queues.clone());
-        // Also reached from a Drop: outside a runtime (shutting down) there is
-        // nobody left to answer, so there is nothing to drive.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(drive(decide, queues, shard));
-        }
+    }
+    if state.in_flight == 0 && state.queue.is_empty() {
+        all.remove(&shard);
     }
 }
 
 struct HandOver<'a, D: Decide> {
-    group: &'a GroupCommit<D>,
+    decide: &'a Arc<D>,
+    queues: &'a Arc<Mutex<Queues<D>>>,
     shard: u16,
 }
 
 impl<D: Decide> Drop for HandOver<'_, D> {
     fn drop(&mut self) {
-        self.group.hand_over(self.shard);
+        hand_over(self.decide, self.queues, self.shard);
     }
 }
 
-/// Sends the shard's queue, one call per `MAX_BATCH`, until it is empty.
-async fn drive<D: Decide>(decide: Arc<D>, queues: Arc<Mutex<Queues<D>>>, shard: u16) {
-    loop {
-        let batch = {
-            let mut all = lock(&queues);
-            let Some(queue) = all.get_mut(&shard) else {
-                return;
-            };
-            let batch = take(queue);
-            if batch.is_empty() && queue.is_empty() {
-                all.remove(&shard);
-                return;
-            }
-            batch
-        };
-        if batch.is_empty() {
-            continue;
+/// One call for a batch taken from the queue: answers each member, then
+/// hands over. Fenced (the call it follows had not run), it waits until
+/// that one has answered and goes again, following nothing.
+async fn call<D: Decide>(
+    decide: Arc<D>,
+    queues: Arc<Mutex<Queues<D>>>,
+    shard: u16,
+    batch: Vec<Waiting<D>>,
+    mut id: CallId,
+    before: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
+) {
+    let _hand_over = HandOver {
+        decide: &decide,
+        queues: &queues,
+        shard,
+    };
+    let (mut members, mut replies): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|w| ((w.train_id, w.member), w.reply))
+        .unzip();
+    let mut result = decide.decide(&members, &id).await;
+    if matches!(result, Err(StoreError::Fenced)) {
+        if let Some(before) = before {
+            let _ = before.await;
         }
-        let (members, replies): (Vec<_>, Vec<_>) = batch
+        // Whoever gave up meanwhile (503) is not booked behind their back.
+        (members, replies) = members
             .into_iter()
-            .map(|w| ((w.train_id, w.member), w.reply))
+            .zip(replies)
+            .filter(|(_, reply)| !reply.is_closed())
             .unzip();
-        match decide.decide(&members).await {
-            Ok(answers) => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(Ok(answer));
-                }
+        id.after = None;
+        result = match members.is_empty() {
+            true => Ok(Vec::new()),
+            false => decide.decide(&members, &id).await,
+        };
+    }
+    drop(done);
+    match result {
+        Ok(answers) => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(Ok(answer));
             }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }

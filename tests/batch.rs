@@ -374,7 +374,7 @@ async fn call_trains(
             .iter()
             .map(|k| format!("train:{{{}}}:idem:{k}", trains[0].0)),
     );
-    args.extend(["multi-token", "3000", "86400000", "0", "60000"].map(String::from));
+    args.extend(["multi-token", "3000", "86400000", "0", "60000", "0"].map(String::from));
     for (n, (_, members)) in trains.iter().enumerate() {
         args.extend([(10 * n + 1).to_string(), members.len().to_string()]);
         for (id, seats, user, idem, fp) in members {
@@ -508,7 +508,8 @@ async fn requests_for_many_trains_share_script_calls() {
 async fn a_call_key_stays_only_when_the_call_booked() {
     // The call's key tells a re-sent call from a first run; a call that
     // booked nothing (sold out here) must not leave one behind, and a call
-    // that booked keeps it, so that its re-sending finds the booking.
+    // that booked keeps it, so that its re-sending finds the booking (and a
+    // call that follows it, that it ran).
     let h = Harness::start().await;
     h.create_train("ck", 1).await;
     let call_key = || vec!["train:{ck}:call:multi-token".to_owned()];
@@ -530,4 +531,167 @@ async fn a_call_key_stays_only_when_the_call_booked() {
     let train = h.train("ck").await;
     assert_eq!((train.sold, train.reservations.len()), (Some(1), 1));
     train.assert_invariants();
+}
+
+/// reserve.lua for one member on train `fenced`, as a call that follows the
+/// call `after` (its key is passed, and its index in ARGV[7]).
+async fn call_after(h: &Harness, after: &str, id: &str) -> Result<Value, String> {
+    let mut args = vec![RESERVE.to_owned(), "12".to_owned()];
+    args.extend(
+        train_reservation::store::scripts::TRAIN_KEYS
+            .iter()
+            .map(|k| format!("train:{{fenced}}:{k}")),
+    );
+    args.push(format!("train:{{fenced}}:call:tok-{id}"));
+    args.push(format!("train:{{fenced}}:call:{after}"));
+    args.extend(["tok", "3000", "86400000", "0", "60000", "12"].map(String::from));
+    args.extend(["1", "1", id, "1", "", "0", ""].map(String::from));
+    h.cmd_result("EVAL", args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_follows_one_that_did_not_run_writes_nothing() {
+    // The service may send a call while the one before it is in flight;
+    // if that one did not run (NOSCRIPT), the follower must not decide
+    // before it: it answers FENCED and leaves every key as it was.
+    let h = Harness::start().await;
+    h.create_train("fenced", 5).await;
+    let before = h.all_keys().await;
+    let fenced = call_after(&h, "never-ran", "r1").await;
+    assert!(
+        fenced.as_ref().is_err_and(|e| e.contains("FENCED")),
+        "{fenced:?}"
+    );
+    assert_eq!(before, h.all_keys().await, "nothing written");
+    assert_eq!(h.train("fenced").await.sold, None);
+
+    // Once the call it follows has run and booked (its key is there), it books.
+    h.cmd(
+        "SET",
+        vec![
+            "train:{fenced}:call:ran".into(),
+            "1".into(),
+            "PX".into(),
+            "60000".into(),
+        ],
+    )
+    .await;
+    let booked = call_after(&h, "ran", "r2").await.expect("script");
+    let Value::Array(items) = booked else {
+        panic!("unexpected reply {booked:?}")
+    };
+    assert_eq!(items[0].as_i64(), Some(200));
+    let train = h.train("fenced").await;
+    assert_eq!((train.stock, train.sold), (Some(4), Some(1)));
+    train.assert_invariants();
+}
+
+/// Polls `check` every 10 ms until it holds (10 s at most).
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A number from an INFO section (`name:value`).
+async fn info(h: &Harness, section: &str, name: &str) -> i64 {
+    let text = h
+        .cmd("INFO", vec![section.into()])
+        .await
+        .as_string()
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// reserve.lua calls the service has sent (its `script_calls_total`).
+async fn reserve_calls_sent(h: &Harness) -> u64 {
+    let r = h
+        .http
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics");
+    let text = r.text().await.expect("metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"train_reservation_script_calls_total{script="reserve"} "#))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_sent_behind_one_that_did_not_run_waits_for_it_and_goes_again() {
+    // A queue that fills to half a batch while a call is in flight goes at
+    // once, behind it on the same connection. Here the first call fails
+    // before any write (an operator broke a counter), so the second, which
+    // follows it, must not decide as if it had run: it is fenced, waits for
+    // the first's answer and goes again, and its members are all served.
+    let h = Harness::start().await;
+    h.create_train("broken", 5).await;
+    h.create_train("fine", 100).await;
+    h.cmd("SET", vec!["train:{broken}:stock".into(), "x".into()])
+        .await;
+    h.cmd("CONFIG", vec!["RESETSTAT".into()]).await;
+    h.cmd(
+        "CLIENT",
+        vec!["PAUSE".into(), "20000".into(), "WRITE".into()],
+    )
+    .await;
+    let post = |train: &'static str| {
+        let (http, url) = (h.http.clone(), h.url("/reserve"));
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({"train_id": train}))
+                .send()
+                .await
+                .expect("POST");
+            common::parts(r).await
+        }
+    };
+    let first = tokio::spawn(post("broken"));
+    wait_until("the first call waits in Redis", || async {
+        info(&h, "clients", "blocked_clients").await >= 1
+    })
+    .await;
+    let mut rest = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        rest.spawn(post("fine"));
+    }
+    wait_until("a second call is on its way", || async {
+        reserve_calls_sent(&h).await >= 2
+    })
+    .await;
+    h.cmd("CLIENT", vec!["UNPAUSE".into()]).await;
+
+    let (status, _, body) = first.await.expect("task");
+    assert_eq!(status, 500, "{body}");
+    while let Some(result) = rest.join_next().await {
+        let (status, _, body) = result.expect("task");
+        assert_eq!(status, 200, "{body}");
+    }
+    let errorstats = h
+        .cmd("INFO", vec!["errorstats".into()])
+        .await
+        .as_string()
+        .unwrap_or_default();
+    assert!(
+        errorstats.contains("errorstat_FENCED:count=1"),
+        "the second call was fenced once: {errorstats}"
+    );
+    let fine = h.train("fine").await;
+    assert_eq!((fine.stock, fine.sold), (Some(60), Some(40)));
+    fine.assert_invariants();
+    let broken = vec![
+        "train:{broken}:sold".to_owned(),
+        "train:{broken}:reservations".to_owned(),
+    ];
+    assert_eq!(h.cmd("EXISTS", broken).await.as_i64(), Some(0));
 }

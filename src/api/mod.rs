@@ -445,8 +445,8 @@ fn unexpected(script: &str, status: u16) -> Reply {
 impl From<StoreError> for Reply {
     fn from(e: StoreError) -> Reply {
         let (mut reply, failure) = match e {
-            StoreError::Unavailable(why) => {
-                tracing::warn!("answering 503: {why}");
+            e @ (StoreError::Unavailable(_) | StoreError::Fenced) => {
+                tracing::warn!("answering 503: {e}");
                 let reply = respond::unavailable(
                     "Redis is unreachable or too slow; the outcome is unknown. \
                  Retrying with the same Idempotency-Key is safe",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{int, reservations::GiveBack, status_code, CallArgs, Store, StoreError};
-use crate::batch::Decide;
+use crate::batch::{CallId, Decide};
 
 /// One hold request, as `hold.lua` takes it.
 #[derive(Debug, Clone)]
@@ -69,8 +69,12 @@ impl Decide for Holding {
         self.0.shard(train_id)
     }
 
-    async fn decide(&self, batch: &[(String, HoldRequest)]) -> Result<Vec<HoldReply>, StoreError> {
-        self.0.hold(batch).await
+    async fn decide(
+        &self,
+        batch: &[(String, HoldRequest)],
+        id: &CallId,
+    ) -> Result<Vec<HoldReply>, StoreError> {
+        self.0.hold(batch, id).await
     }
 }
 
@@ -85,8 +89,12 @@ impl Decide for Confirming {
         self.0.shard(train_id)
     }
 
-    async fn decide(&self, batch: &[(String, Confirm)]) -> Result<Vec<ConfirmReply>, StoreError> {
-        self.0.confirm(batch).await
+    async fn decide(
+        &self,
+        batch: &[(String, Confirm)],
+        id: &CallId,
+    ) -> Result<Vec<ConfirmReply>, StoreError> {
+        self.0.confirm(batch, id).await
     }
 }
 
@@ -96,10 +104,10 @@ impl Store {
     pub async fn hold(
         &self,
         batch: &[(String, HoldRequest)],
+        id: &CallId,
     ) -> Result<Vec<HoldReply>, StoreError> {
-        let token = batch.first().map_or("", |(_, h)| &h.hold_id);
         let replies = self
-            .call_trains(&self.scripts.hold, batch, token, 5, |h, records, call| {
+            .call_trains(&self.scripts.hold, batch, id, 5, |h, records, call| {
                 call.arg(&h.hold_id);
                 call.number(h.seats);
                 call.user(h.user_id.as_deref());
@@ -126,10 +134,10 @@ impl Store {
     pub async fn confirm(
         &self,
         batch: &[(String, Confirm)],
+        id: &CallId,
     ) -> Result<Vec<ConfirmReply>, StoreError> {
-        let token = uuid::Uuid::new_v4().to_string();
         let replies = self
-            .call_trains(&self.scripts.confirm, batch, &token, 4, |c, _, call| {
+            .call_trains(&self.scripts.confirm, batch, id, 4, |c, _, call| {
                 call.arg(&c.hold_id);
                 call.user(c.caller.as_deref());
             })
@@ -178,7 +186,9 @@ impl Store {
         call.train_key(&self.prefix, train_id, "holds");
         call.train_key(&self.prefix, train_id, "ended");
         call.arg(hold_id);
-        let (status, raw): (i64, String) = self.eval(&self.scripts.get_hold, call).await?;
+        let (status, raw): (i64, String) = self
+            .eval(&self.scripts.get_hold, call, self.client(train_id))
+            .await?;
         let status = status_code(status)?;
         if status != 200 {
             return Ok((status, None));

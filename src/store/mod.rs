@@ -29,14 +29,14 @@ use std::{sync::Arc, time::Duration};
 
 use fred::{
     prelude::{
-        Builder, ClientLike, Config as RedisConfig, ConnectionConfig, Error as RedisError,
+        Builder, Client, ClientLike, Config as RedisConfig, ConnectionConfig, Error as RedisError,
         ErrorKind, EventInterface, LuaInterface, PerformanceConfig, Pool, ReconnectPolicy,
         TcpConfig,
     },
     types::{config::UnresponsiveConfig, scripts::Script, FromValue, Value},
 };
 
-use crate::{config::Config, metrics::Metrics};
+use crate::{batch::CallId, config::Config, metrics::Metrics};
 
 /// Clients in the pool: fred pipelines concurrent commands on each connection,
 /// and two connections keep both cores busy without contending (see NOTES.md).
@@ -51,6 +51,10 @@ pub enum StoreError {
     /// Redis answered with an error no retry will fix (a key of the wrong type,
     /// a broken script). Logged; the client gets a 500.
     Failed(String),
+    /// The call wrote nothing: it was sent while the call before it was in
+    /// flight, and that one had not run (prelude.lua's `follows`). The
+    /// group commit sends it again once that call has answered.
+    Fenced,
 }
 
 impl std::fmt::Display for StoreError {
@@ -58,6 +62,7 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::Unavailable(why) => write!(f, "Redis unavailable: {why}"),
             StoreError::Failed(why) => write!(f, "Redis error: {why}"),
+            StoreError::Fenced => write!(f, "a script call ran before the call it follows"),
         }
     }
 }
@@ -84,6 +89,9 @@ impl From<RedisError> for StoreError {
                 | ErrorKind::Cluster
         );
         let details = error.details();
+        if details.starts_with("FENCED") {
+            return StoreError::Fenced;
+        }
         if transient_kind || TRANSIENT.iter().any(|p| details.starts_with(p)) {
             StoreError::Unavailable(error.to_string())
         } else {
@@ -230,6 +238,13 @@ impl Store {
         }
     }
 
+    /// The client for a train's calls: all calls of one group-commit queue
+    /// travel on one connection, so Redis runs them in the order sent.
+    fn client(&self, train_id: &str) -> &Client {
+        let clients = self.pool.clients();
+        &clients[usize::from(self.shard(train_id)) % clients.len()]
+    }
+
     /// The name of one key of a train (`scripts::key_parts`).
     fn key(&self, train_id: &str, name: &str) -> String {
         key_parts(&self.prefix, train_id, name).concat()
@@ -237,18 +252,19 @@ impl Store {
 
     /// One call of a train script (prelude.lua + its own part) for a batch
     /// whose members may name different trains. KEYS: ten per train, the
-    /// call's own key, then the idempotency records the members name; ARGV:
-    /// the common five (token, lock PX, memory, per-user limit, call key
-    /// PX), then per train the index of its first key, its member count and
-    /// its members' fields, which `fields` writes (in arrival order within
-    /// the train). Returns `width` reply values per member, in the batch's
+    /// call's own key, the key of the call it follows (`id.after`), then the
+    /// idempotency records the members name; ARGV: the common five (token,
+    /// lock PX, memory, per-user limit, call key PX), the followed key's
+    /// index (0 = none), then per train the index of its first key, its
+    /// member count and its members' fields, which `fields` writes (in
+    /// arrival order within the train). Returns `width` reply values per member, in the batch's
     /// order. Every train script writes, so with `REPLICA_ACKS` the call
     /// waits for the replicas (`eval_write`).
     async fn call_trains<M>(
         &self,
         script: &Script,
         batch: &[(String, M)],
-        token: &str,
+        id: &CallId,
         width: usize,
         fields: impl Fn(&M, &mut Records, &mut CallArgs),
     ) -> Result<Vec<Vec<Value>>, StoreError> {
@@ -265,8 +281,8 @@ impl Store {
             .map(|(train, _)| TRAIN_KEYS.len() * (self.prefix.len() + train.len() + 16))
             .sum();
         let mut call = CallArgs::with_capacity(
-            TRAIN_KEYS.len() * trains.len() + 1,
-            5 + 2 * trains.len() + 6 * batch.len(),
+            TRAIN_KEYS.len() * trains.len() + 2,
+            6 + 2 * trains.len() + 6 * batch.len(),
             key_bytes + 128 + 96 * batch.len(),
         );
         for (train, _) in &trains {
@@ -275,17 +291,26 @@ impl Store {
             }
         }
         let first_train = trains.first().map_or("", |(train, _)| train);
-        call.train_key(&self.prefix, first_train, &format!("call:{token}"));
+        call.train_key(&self.prefix, first_train, &format!("call:{}", id.token));
+        if let Some((train, token)) = &id.after {
+            call.train_key(&self.prefix, train, &format!("call:{token}"));
+        }
+        let after = if id.after.is_some() {
+            call.keys.len()
+        } else {
+            0
+        };
         let mut records = Records {
             first: call.keys.len(),
             prefix: &self.prefix,
             train: "",
             names: Vec::new(),
         };
-        call.arg(token);
+        call.arg(&id.token);
         for common in &self.common {
             call.arg(common);
         }
+        call.number(after);
         let mut order = Vec::with_capacity(batch.len());
         for (n, (train, members)) in trains.iter().enumerate() {
             call.number(TRAIN_KEYS.len() * n + 1);
@@ -299,7 +324,9 @@ impl Store {
         for name in &records.names {
             call.key(name);
         }
-        let reply = self.eval_write(script, call).await?;
+        let reply = self
+            .eval_write(script, call, self.client(first_train))
+            .await?;
         let reply: Vec<Value> = FromValue::from_value(reply)
             .map_err(|e| StoreError::Failed(format!("unexpected script reply: {e}")))?;
         let mut answers: Vec<Vec<Value>> = vec![Vec::new(); batch.len()];
@@ -321,10 +348,11 @@ impl Store {
         member: impl Fn(&mut CallArgs),
         width: usize,
     ) -> Result<Vec<Value>, StoreError> {
-        let token = uuid::Uuid::new_v4().to_string();
         let batch = [(train_id.to_owned(), ())];
         let mut answers = self
-            .call_trains(script, &batch, &token, width, |_, _, call| member(call))
+            .call_trains(script, &batch, &CallId::new(), width, |_, _, call| {
+                member(call)
+            })
             .await?;
         Ok(answers.pop().unwrap_or_default())
     }
@@ -334,9 +362,13 @@ impl Store {
     /// also caches it again: unlike SCRIPT LOAD then EVALSHA, no second flush
     /// in between can make it fail. Each of the two is bounded on its own
     /// (`bounded`), so fred's timeout is the one that fires.
-    async fn eval<R: FromValue>(&self, script: &Script, call: CallArgs) -> Result<R, StoreError> {
+    async fn eval<R: FromValue>(
+        &self,
+        script: &Script,
+        call: CallArgs,
+        client: &Client,
+    ) -> Result<R, StoreError> {
         self.metrics.script_call(self.scripts.index(script));
-        let client = self.pool.next();
         // Boxed: fred's futures are large, and every caller's future would
         // otherwise carry (and move) them inline.
         let cached = self

@@ -35,7 +35,7 @@
 //! is safe.
 
 use fred::{
-    prelude::{ClientLike, Error as RedisError, ErrorKind},
+    prelude::{Client, ClientLike, Error as RedisError, ErrorKind},
     types::{config::Options, scripts::Script, ClusterHash, CustomCommand, Value},
     util::redis_keyslot,
 };
@@ -49,9 +49,10 @@ impl Store {
         &self,
         script: &Script,
         args: CallArgs,
+        client: &Client,
     ) -> Result<Value, StoreError> {
         if self.replica_acks == 0 {
-            return self.eval(script, args).await;
+            return self.eval(script, args, client).await;
         }
         let slot = args.keys.first().map(|k| redis_keyslot(k));
         // `EVALSHA sha1 numkeys keys... args...` (or EVAL with the script).
@@ -63,10 +64,10 @@ impl Store {
         };
         let call = async {
             let sha1 = Value::from(script.sha1().clone());
-            match self.with_wait("EVALSHA", slot, command(sha1)).await {
+            match self.with_wait(client, "EVALSHA", slot, command(sha1)).await {
                 Err(Acked::Redis(e)) if e.details().starts_with("NOSCRIPT") => {
                     let lua = Value::from(script.lua().cloned().unwrap_or_default());
-                    self.with_wait("EVAL", slot, command(lua)).await
+                    self.with_wait(client, "EVAL", slot, command(lua)).await
                 }
                 result => result,
             }
@@ -85,6 +86,7 @@ impl Store {
     /// `name args` then `WAIT n timeout`, pipelined on one connection.
     async fn with_wait(
         &self,
+        client: &Client,
         name: &'static str,
         slot: Option<u16>,
         args: Vec<Value>,
@@ -94,7 +96,7 @@ impl Store {
             max_attempts: Some(1),
             ..Default::default()
         };
-        let pipeline = self.pool.next().pipeline();
+        let pipeline = client.pipeline();
         let queue = pipeline.with_options(&once);
         // Queuing answers at once; the replies come from `try_all`.
         let _: Value = queue

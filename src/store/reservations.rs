@@ -7,7 +7,7 @@ use fred::prelude::HashesInterface;
 use serde::Deserialize;
 
 use super::{int, status_code, CallArgs, Store, StoreError};
-use crate::batch::Decide;
+use crate::batch::{CallId, Decide};
 
 /// One reservation request, as `reserve.lua` takes it. Owned, because it
 /// may wait in a group-commit queue (see `batch`) for the call that carries it.
@@ -56,9 +56,10 @@ impl Decide for Reserving {
     async fn decide(
         &self,
         batch: &[(String, Reservation)],
+        id: &CallId,
     ) -> Result<Vec<ReserveReply>, StoreError> {
         self.0.metrics.batch(batch.len());
-        self.0.reserve(batch).await
+        self.0.reserve(batch, id).await
     }
 }
 
@@ -68,22 +69,15 @@ impl Store {
     pub async fn reserve(
         &self,
         batch: &[(String, Reservation)],
+        id: &CallId,
     ) -> Result<Vec<ReserveReply>, StoreError> {
-        // The first reservation id is a fresh UUID: it doubles as the lock token.
-        let token = batch.first().map_or("", |(_, r)| &r.reservation_id);
         let replies = self
-            .call_trains(
-                &self.scripts.reserve,
-                batch,
-                token,
-                4,
-                |r, records, call| {
-                    call.arg(&r.reservation_id);
-                    call.number(r.seats);
-                    call.user(r.user_id.as_deref());
-                    records.member_args(&r.idempotency, call);
-                },
-            )
+            .call_trains(&self.scripts.reserve, batch, id, 4, |r, records, call| {
+                call.arg(&r.reservation_id);
+                call.number(r.seats);
+                call.user(r.user_id.as_deref());
+                records.member_args(&r.idempotency, call);
+            })
             .await?;
         replies
             .into_iter()

@@ -37,7 +37,9 @@ impl Store {
             Option<String>,
             i64,
         );
-        let (stock, capacity, sold, held, pttl): Raw = self.eval(&self.scripts.train, call).await?;
+        let (stock, capacity, sold, held, pttl): Raw = self
+            .eval(&self.scripts.train, call, self.client(train_id))
+            .await?;
         let Some(stock) = stock else { return Ok(None) };
         let int = |name: &str, raw: Option<String>| -> Result<Option<i64>, StoreError> {
             raw.map(|v| {

@@ -262,7 +262,8 @@ impl Drop for Harness {
 
 /// Calls a train script directly with EVAL (as a client library's retry
 /// would re-send it): the train's ten keys plus `idem_keys`, the common
-/// arguments (lock token, lock PX 3000, memory 24 h, `limit` seats per user),
+/// arguments (lock token, lock PX 3000, memory 24 h, `limit` seats per user,
+/// call key 60 s, following no call),
 /// then the one train's key index (1), member count and `members` (`width`
 /// fields each, flat).
 pub async fn eval_train_script(
@@ -293,6 +294,7 @@ pub async fn eval_train_script(
         "86400000".into(),
         limit.to_string(),
         "60000".into(),
+        "0".into(),
     ]);
     args.extend(["1".into(), (members.len() / width).to_string()]);
     args.extend(members);
