@@ -17,7 +17,10 @@
 //! that met NOSCRIPT (a flush, a failover) is sent again, after the second.
 //! So the second names the first (`CallId::after`) and writes nothing unless
 //! the first ran and booked (prelude.lua's `follows`); fenced, it goes again
-//! once the first has answered.
+//! once the first has answered. A first that booked nothing (a sold-out or
+//! locked train) fences its follower too, so after a fenced call the shard
+//! sends one call at a time for the next `CALM` calls: a sold-out train
+//! hammered by a swarm costs about one extra call in `CALM`, not one in two.
 //!
 //! Queues are per shard, not per train: one call may carry requests for many
 //! trains as long as it may touch all their keys (any keys on one Redis, so
@@ -52,6 +55,9 @@ const EARLY: usize = MAX_BATCH / 2;
 
 /// Calls of one shard in flight at most: one running, one waiting behind it.
 const DEPTH: usize = 2;
+
+/// Calls sent one at a time after a fenced one (see the top).
+const CALM: u32 = 32;
 
 /// Who a script call is: its token (the train locks' and its call key's,
 /// `call:TOKEN` of its first train) and, when it was sent while another call
@@ -118,15 +124,17 @@ struct Shard<D: Decide> {
     queue: Vec<Waiting<D>>,
     in_flight: usize,
     last: Option<Sent>,
+    /// Calls still to send one at a time (after a fenced call).
+    calm: u32,
 }
 
 impl<D: Decide> Shard<D> {
     /// Whether the queue goes now: nothing in flight, or one call and
-    /// `EARLY` requests waiting.
+    /// `EARLY` requests waiting (unless calm).
     fn due(&self) -> bool {
         match self.in_flight {
             0 => !self.queue.is_empty(),
-            n => n < DEPTH && self.queue.len() >= EARLY,
+            n => self.calm == 0 && n < DEPTH && self.queue.len() >= EARLY,
         }
     }
 
@@ -154,6 +162,7 @@ impl<D: Decide> Shard<D> {
             done: done_rx,
         });
         self.in_flight += 1;
+        self.calm = self.calm.saturating_sub(1);
         (id, before.map(|b| b.done), done)
     }
 }
@@ -199,6 +208,7 @@ impl<D: Decide> GroupCommit<D> {
                         queue: Vec::new(),
                         in_flight: 0,
                         last: None,
+                        calm: 0,
                     };
                     let (id, _, done) = state.register(train_id);
                     queues.insert(shard, state);
@@ -318,6 +328,9 @@ async fn call<D: Decide>(
         .unzip();
     let mut result = decide.decide(&members, &id).await;
     if matches!(result, Err(StoreError::Fenced)) {
+        if let Some(state) = lock(&queues).get_mut(&shard) {
+            state.calm = CALM;
+        }
         if let Some(before) = before {
             let _ = before.await;
         }
