@@ -198,9 +198,7 @@ impl<D: Decide> GroupCommit<D> {
                         member,
                         reply,
                     });
-                    if state.due() {
-                        send(&self.decide, &self.queues, shard, state);
-                    }
+                    send_due(&self.decide, &self.queues, shard, state);
                     Err(answer)
                 }
                 None => {
@@ -273,6 +271,20 @@ fn send<D: Decide>(
     ));
 }
 
+/// Sends the queue for as long as it is due. Each round takes from the
+/// queue, so this ends: a round whose clients had all gone (503) sends
+/// nothing, and the next looks at what is left.
+fn send_due<D: Decide>(
+    decide: &Arc<D>,
+    queues: &Arc<Mutex<Queues<D>>>,
+    shard: u16,
+    state: &mut Shard<D>,
+) {
+    while state.due() {
+        send(decide, queues, shard, state);
+    }
+}
+
 /// After a call: it is no longer in flight, and the queue goes if it is due.
 fn hand_over<D: Decide>(decide: &Arc<D>, queues: &Arc<Mutex<Queues<D>>>, shard: u16) {
     let mut all = lock(queues);
@@ -280,14 +292,7 @@ fn hand_over<D: Decide>(decide: &Arc<D>, queues: &Arc<Mutex<Queues<D>>>, shard: 
         return;
     };
     state.in_flight = state.in_flight.saturating_sub(1);
-    while state.due() {
-        let before = state.in_flight;
-        send(decide, queues, shard, state);
-        if state.in_flight == before {
-            // Nothing was sent (every waiting client had gone): stop here.
-            break;
-        }
-    }
+    send_due(decide, queues, shard, state);
     if state.in_flight == 0 && state.queue.is_empty() {
         all.remove(&shard);
     }
