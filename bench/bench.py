@@ -16,7 +16,9 @@ binary in front of it:
      one hot train;
   3c. the ceiling (no persistence pass only): nginx answering a fixed 200
      with a small JSON body, 64 connections, on the same cores: what HTTP
-     alone costs here, and the hot train's ratio to it;
+     alone costs here, and the hot train's ratio to it; and the service's
+     own floor: GET /healthz (hyper on the same runtime, no Redis), so the
+     gap between the two rows is the reservation's own work;
   4. redis-benchmark running the project's own reserve script (prelude.lua +
      reserve.lua) with realistic arguments (a fresh reservation id per call
      via -r), 50 clients, unpipelined: the ceiling of one script call per
@@ -35,6 +37,11 @@ each round's on/off ratio, two runs next to each other in time, so the drift
 of whatever else shares the cores cancels (target: at least 0.97). It also
 prints the service's own CPU time per reservation (from /proc), which other
 work moves less than throughput. BENCH_OVERHEAD_ONLY=1 runs only this part.
+
+Where the time goes: for the hot train, the 1,000 trains and /healthz, the
+service's CPU per answer (/proc) and Redis's per reservation (INFO cpu), and
+reservations per script call (INFO commandstats): the figures every
+performance change is judged by (README, Performance).
 
 Prints the tables, with the service's peak RSS and the ratio of its rate to the
 redis-benchmark rate. Loopback only, bounded in time, stops what it started by
@@ -155,9 +162,10 @@ def to_ms(value):
 
 
 def wrk(port, connections, seconds, script=WRK_SCRIPT, path="/reserve", trains=SPREAD_TRAINS):
+    """wrk's figures; `script=None` sends plain GETs."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}{path}"],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+         *(["-s", str(script)] if script else []), f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, timeout=seconds + 30, check=True,
         env=dict(os.environ, TRAINS=str(trains))).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
@@ -254,20 +262,34 @@ def ceiling(procs, tmp):
     return result
 
 
+def measured(service, redis_port, *args, **kwargs):
+    """wrk(*args), with the service's CPU per answer, Redis's CPU per answer
+    and answers per script call over the run."""
+    cpu0, rcpu0, calls0 = cpu_seconds(service.pid), redis_cpu(redis_port), script_calls(redis_port)
+    result = wrk(*args, **kwargs)
+    ok = max(result["ok"], 1)
+    calls = script_calls(redis_port) - calls0
+    result.update(svc_us=1e6 * (cpu_seconds(service.pid) - cpu0) / ok,
+                  redis_us=1e6 * (redis_cpu(redis_port) - rcpu0) / ok,
+                  per_call=result["ok"] / calls if calls else None)
+    return result
+
+
 def run_pass(procs, tmp, aof):
     redis, redis_port = start_redis(procs, tmp, aof)
     service, port = start_service(procs, tmp, redis_port)
     redis_cli(redis_port, "MSET", "train:{bench}:stock", STOCK, "train:{bench}:capacity", STOCK)
     wrk(port, CONNECTIONS, WARMUP)
-    many = wrk(port, CONNECTIONS, SECONDS)
+    many = measured(service, redis_port, port, CONNECTIONS, SECONDS)
     one = wrk(port, 1, max(SECONDS // 2, 2))
     redis_cli(redis_port, "MSET", "train:{hbench}:stock", STOCK, "train:{hbench}:capacity", STOCK)
     holds = wrk(port, CONNECTIONS, max(SECONDS // 2, 2), WRK_HOLD_SCRIPT, "/trains/hbench/holds")
     kv = [x for i in range(SPREAD_TRAINS) for x in (f"train:{{s-{i}}}:stock", STOCK, f"train:{{s-{i}}}:capacity", STOCK)]
     redis_cli(redis_port, "MSET", *kv)
     wrk(port, CONNECTIONS, WARMUP, WRK_SPREAD_SCRIPT)
-    spread = wrk(port, CONNECTIONS, SECONDS, WRK_SPREAD_SCRIPT)
+    spread = measured(service, redis_port, port, CONNECTIONS, SECONDS, WRK_SPREAD_SCRIPT)
     check_spread(redis_port)
+    floor = None if aof else measured(service, redis_port, port, CONNECTIONS, SECONDS, None, "/healthz")
     rss_kib = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{service.pid}/status").read_text()).group(1))
     check_train(redis_port, "{bench}")
     check_train(redis_port, "{hbench}")
@@ -284,7 +306,7 @@ def run_pass(procs, tmp, aof):
     procs.stop(redis)
     fixed = None if aof else ceiling(procs, tmp)
     return {"many": many, "one": one, "holds": holds, "spread": spread, "baseline": baseline,
-            "rss_mib": rss_kib / 1024, "redis_benchmark": rb, "ceiling": fixed}
+            "rss_mib": rss_kib / 1024, "redis_benchmark": rb, "ceiling": fixed, "floor": floor}
 
 
 CLUSTER_TRAINS = 300
@@ -453,6 +475,23 @@ def main():
                   f"| {c['p99']:.2f} | {c['errors']} | | |")
             print(f"| {name} | hot train / ceiling | {r['many']['rate'] / c['rate']:.2f}x | | | | | |")
             failed |= c["errors"] > 0
+        if r["floor"]:
+            f = r["floor"]
+            print(f"| floor | {CONNECTIONS} conns, this service's GET /healthz (no Redis) | {f['rate']:.0f} "
+                  f"| {f['p50']:.2f} | {f['p99']:.2f} | {f['errors']} | | |")
+            print(f"| {name} | hot train / floor | {r['many']['rate'] / f['rate']:.2f}x | | | | | |")
+            failed |= f["errors"] > 0
+    if results:
+        print(f"\nWhere the time goes, {CONNECTIONS} conns (CPU per answer: the service from /proc, Redis from INFO)\n")
+        print("| Redis | load | answers/s | service CPU us | Redis CPU us | reservations per script call |")
+        print("| --- | --- | ---: | ---: | ---: | ---: |")
+        for name, r in results.items():
+            rows = [("hot train", r["many"]), (f"{SPREAD_TRAINS} trains uniform", r["spread"])]
+            if r["floor"]:
+                rows.append(("GET /healthz (no Redis)", r["floor"]))
+            for label, w in rows:
+                per_call = f"{w['per_call']:.1f}" if w["per_call"] else "-"
+                print(f"| {name} | {label} | {w['rate']:.0f} | {w['svc_us']:.1f} | {w['redis_us']:.1f} | {per_call} |")
     if len(results) == 2:
         print(f"\nAOF always / no persistence, {CONNECTIONS} conns hot train: "
               f"{results['AOF always']['many']['rate'] / results['no persistence']['many']['rate']:.2f}x")
