@@ -45,6 +45,13 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const DURATION_BUCKETS: [f64; 14] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
+/// How often recorded samples are folded into their buckets. Until then
+/// each waits in the recorder's buffer (16 bytes a sample, one per answer
+/// and one per script call), so this bounds that buffer by the request
+/// rate: every 5 s it took 4-5 MiB at 58,000 answers/s (peak RSS 15.7 MiB
+/// against 13 at 25,000/s); every second, a fifth of that. Folding costs
+/// the same per sample either way.
+const UPKEEP: Duration = Duration::from_secs(1);
 /// Reservations per `reserve.lua` call: 1 up to `batch::MAX_BATCH` (64).
 const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
@@ -280,11 +287,11 @@ impl Metrics {
         self.handle.run_upkeep();
     }
 
-    /// Runs `upkeep` every few seconds for as long as the metrics live.
+    /// Runs `upkeep` every `UPKEEP` for as long as the metrics live.
     pub fn spawn_upkeep(metrics: &Arc<Metrics>) {
         let metrics: Weak<Metrics> = Arc::downgrade(metrics);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut tick = tokio::time::interval(UPKEEP);
             loop {
                 tick.tick().await;
                 match metrics.upgrade() {
