@@ -469,18 +469,13 @@ def main():
                   f"| {b['p99']:.2f} | {b['errors']} | | {b['rate'] / r['redis_benchmark']:.2f}x |")
             print(f"| {name} | this build / baseline | {r['many']['rate'] / b['rate']:.2f}x | | | | | |")
         print(f"| {name} | redis-benchmark reserve script | {r['redis_benchmark']:.0f} | | | | | 1.00x |")
-        if r["ceiling"]:
-            c = r["ceiling"]
-            print(f"| ceiling | {CONNECTIONS} conns, nginx fixed 200 (no Redis) | {c['rate']:.0f} | {c['p50']:.2f} "
-                  f"| {c['p99']:.2f} | {c['errors']} | | |")
-            print(f"| {name} | hot train / ceiling | {r['many']['rate'] / c['rate']:.2f}x | | | | | |")
-            failed |= c["errors"] > 0
-        if r["floor"]:
-            f = r["floor"]
-            print(f"| floor | {CONNECTIONS} conns, this service's GET /healthz (no Redis) | {f['rate']:.0f} "
-                  f"| {f['p50']:.2f} | {f['p99']:.2f} | {f['errors']} | | |")
-            print(f"| {name} | hot train / floor | {r['many']['rate'] / f['rate']:.2f}x | | | | | |")
-            failed |= f["errors"] > 0
+        for key, what in (("ceiling", "nginx fixed 200"), ("floor", "this service's GET /healthz")):
+            if r[key]:
+                c = r[key]
+                print(f"| {key} | {CONNECTIONS} conns, {what} (no Redis) | {c['rate']:.0f} | {c['p50']:.2f} "
+                      f"| {c['p99']:.2f} | {c['errors']} | | |")
+                print(f"| {name} | hot train / {key} | {r['many']['rate'] / c['rate']:.2f}x | | | | | |")
+                failed |= c["errors"] > 0
     if results:
         print(f"\nWhere the time goes, {CONNECTIONS} conns (CPU per answer: the service from /proc, Redis from INFO)\n")
         print("| Redis | load | answers/s | service CPU us | Redis CPU us | reservations per script call |")
