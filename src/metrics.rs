@@ -47,10 +47,10 @@ const DURATION_BUCKETS: [f64; 14] = [
 ];
 /// How often recorded samples are folded into their buckets. Until then
 /// each waits in the recorder's buffer (16 bytes a sample, one per answer
-/// and one per script call), so this bounds that buffer by the request
-/// rate: every 5 s it took 4-5 MiB at 58,000 answers/s (peak RSS 15.7 MiB
-/// against 13 at 25,000/s); every second, a fifth of that. Folding costs
-/// the same per sample either way.
+/// and one per script call), so the buffer grows with the request rate:
+/// folding every 5 s, 58,000 answers/s took peak RSS to 15.2-15.9 MiB (14.1
+/// after 28,000/s); every second, 12.0-12.3 after both. Folding costs the
+/// same per sample either way.
 const UPKEEP: Duration = Duration::from_secs(1);
 /// Reservations per `reserve.lua` call: 1 up to `batch::MAX_BATCH` (64).
 const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
