@@ -151,10 +151,10 @@ impl<D: Decide> Shard<D> {
         };
         let (done, done_rx) = oneshot::channel();
         let id = CallId {
-            token: uuid::Uuid::new_v4().to_string(),
             after: before
                 .as_ref()
                 .map(|b| (b.train_id.clone(), b.token.clone())),
+            ..CallId::new()
         };
         self.last = Some(Sent {
             train_id: train_id.to_owned(),

@@ -257,9 +257,9 @@ impl Store {
     /// lock PX, memory, per-user limit, call key PX), the followed key's
     /// index (0 = none), then per train the index of its first key, its
     /// member count and its members' fields, which `fields` writes (in
-    /// arrival order within the train). Returns `width` reply values per member, in the batch's
-    /// order. Every train script writes, so with `REPLICA_ACKS` the call
-    /// waits for the replicas (`eval_write`).
+    /// arrival order within the train). Returns `width` reply values per
+    /// member, in the batch's order. Every train script writes, so with
+    /// `REPLICA_ACKS` the call waits for the replicas (`eval_write`).
     async fn call_trains<M>(
         &self,
         script: &Script,
@@ -292,14 +292,12 @@ impl Store {
         }
         let first_train = trains.first().map_or("", |(train, _)| train);
         call.train_key(&self.prefix, first_train, &format!("call:{}", id.token));
+        // The followed call's key, and its KEYS index (0: follows none).
+        let mut after = 0;
         if let Some((train, token)) = &id.after {
             call.train_key(&self.prefix, train, &format!("call:{token}"));
+            after = call.keys.len();
         }
-        let after = if id.after.is_some() {
-            call.keys.len()
-        } else {
-            0
-        };
         let mut records = Records {
             first: call.keys.len(),
             prefix: &self.prefix,
