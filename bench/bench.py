@@ -46,6 +46,10 @@ performance change is judged by (README, Performance).
 Prints the tables, with the service's peak RSS and the ratio of its rate to the
 redis-benchmark rate. Loopback only, bounded in time, stops what it started by
 PID. Exits non-zero if any request errored or a train was oversold.
+
+Then the same paired runs for the rate limit: RATE_LIMIT_PER_CLIENT at a
+limit wrk never reaches (every request checked in Redis, none refused)
+against the default (off).
 """
 
 import os
@@ -78,6 +82,7 @@ OVERHEAD_ROUNDS = int(os.environ.get("BENCH_OVERHEAD_ROUNDS", "8"))
 OVERHEAD_SECONDS = int(os.environ.get("BENCH_OVERHEAD_SECONDS", "4"))
 OVERHEAD_ONLY = os.environ.get("BENCH_OVERHEAD_ONLY") == "1"
 OVERHEAD_TARGET = 0.97
+RATE_LIMIT = 1_000_000
 
 
 def free_port():
@@ -394,13 +399,14 @@ def measure_spread(procs, tmp, ports, url, trains=CLUSTER_TRAINS):
     return result
 
 
-def metrics_overhead(procs, tmp):
-    """The hot-train pass, with and without metrics recording, in one run:
-    two services on one Redis (no persistence), measured alternately so that
-    drift on the shared cores falls on both."""
+def paired(procs, tmp, on, off):
+    """The hot-train pass against two services on one Redis (no
+    persistence), one started with the environment `on` and one with `off`,
+    measured alternately so that drift on the shared cores falls on both:
+    what a feature costs (metrics recording, the rate limit)."""
     redis, redis_port = start_redis(procs, tmp, aof=False)
     redis_cli(redis_port, "MSET", "train:{bench}:stock", STOCK, "train:{bench}:capacity", STOCK)
-    services = {"on": start_service(procs, tmp, redis_port), "off": start_service(procs, tmp, redis_port, METRICS="off")}
+    services = {"on": start_service(procs, tmp, redis_port, **on), "off": start_service(procs, tmp, redis_port, **off)}
     for _, port in services.values():
         wrk(port, CONNECTIONS, WARMUP)
     runs = {"on": [], "off": []}
@@ -439,7 +445,9 @@ def main():
                 if not OVERHEAD_ONLY:
                     results[name] = run_pass(procs, Path(tmp), aof)
             scale = {} if OVERHEAD_ONLY else scale_out(procs, Path(tmp))
-            overhead = metrics_overhead(procs, Path(tmp))
+            overhead = paired(procs, Path(tmp), {}, {"METRICS": "off"})
+            # A limit no client here reaches: every request is checked and allowed.
+            limited = paired(procs, Path(tmp), {"RATE_LIMIT_PER_CLIENT": str(RATE_LIMIT)}, {})
     finally:
         procs.stop_all()
 
@@ -513,6 +521,17 @@ def main():
           f"(target >= {OVERHEAD_TARGET}: {verdict}); by service CPU per reservation (off/on): "
           f"{overhead['cpu_ratio']:.3f}")
     failed |= overhead["errors"] > 0
+    print(f"\nRate limit cost: no persistence, {CONNECTIONS} conns, hot train, one client (wrk); "
+          f"RATE_LIMIT_PER_CLIENT={RATE_LIMIT} (never reached: every request checked, none refused) "
+          f"against off; {OVERHEAD_ROUNDS} alternating {OVERHEAD_SECONDS} s runs each, medians\n")
+    print("| rate limit | reservations/s | service CPU µs per reservation | runs (reservations/s) |")
+    print("| --- | ---: | ---: | --- |")
+    for name, label in (("on", f"on ({RATE_LIMIT}/s)"), ("off", "off (default)")):
+        runs = " ".join(f"{r:.0f}" for r in limited["runs"][name])
+        print(f"| {label} | {limited['medians'][name]:.0f} | {limited['cpu_us'][name]:.1f} | {runs} |")
+    print(f"\nratio on/off, reservations/s (median of the rounds' ratios): {limited['ratio']:.3f}; "
+          f"by service CPU per reservation (off/on): {limited['cpu_ratio']:.3f}")
+    failed |= limited["errors"] > 0
     if failed:
         print("bench: some requests errored", file=sys.stderr)
         return 1

@@ -34,7 +34,7 @@ if rec then
     redis.call('HDEL', t.reservations, id)
     t.sold_n, t.stock_n = t.sold_n - seats, t.stock_n + seats
     charge(t, user, -seats)
-    remember(t, {now(), 'cancelled:' .. id})
+    remember(t, {forget_ended(), 'cancelled:' .. id})
   end
 end
 finish(ts)

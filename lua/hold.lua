@@ -71,7 +71,7 @@ for _, t in ipairs(ts) do
       local _, _, expires = parse(t.live[i])
       answer(expires <= now() and 410 or 201, r[1], t.stock_n, 0, expires)
     elseif t.gone[3 * i - 2] then
-      answer(410, r[1], 0, 0, tonumber(t.gone[3 * i - 2]))
+      answer(410, r[1], 0, 0, tonumber(t.gone[3 * i - 2]) - MEMORY)
     elseif t.confirmed[i] or t.gone[3 * i - 1] or t.gone[3 * i] then
       answer(201, r[1], t.stock_n, 0, 0)
     else
@@ -96,7 +96,8 @@ for _, t in ipairs(ts) do
           expiry[#expiry + 1] = r[1]
         end
         answer(status, r[1], t.stock_n, 0, expires)
-        if r.idem > 0 then
+        -- Only a hold is stored: a refusal leaves nothing (decided afresh).
+        if r.idem > 0 and status == 201 then
           records[r.idem] = {status = status, id = r[1], n = t.stock_n, fp = r[6], exp = expires}
           decided[#decided + 1] = r.idem
         end

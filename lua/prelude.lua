@@ -19,9 +19,11 @@
 --   call's key (0 = none); then, per train: the KEYS index of its stock key
 --   (1, 11, 21, ...), its number of members, and its members' fields.
 --
--- `ended` is a sorted set of ids that ended, scored by when: `expired:ID` (a
--- hold's seats went back by expiry: 410 for 24 h), `released:ID` and
--- `cancelled:ID` (a re-sent call must never bring them back).
+-- `ended` is a sorted set of ids that ended, scored by when they may be
+-- forgotten: `expired:ID` (a hold's seats went back by expiry: 410 for 24 h
+-- after it expired), `released:ID` and `cancelled:ID` (a re-sent call must
+-- never bring them back: kept for the call window, CALL_MEMORY, and no
+-- longer, so a hold-and-release loop cannot grow Redis).
 
 local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) end
 
@@ -246,12 +248,18 @@ local function record(user, seats, field, at)
     ',"' .. field .. '":' .. at .. '}'
 end
 
--- Remembers that ids ended (`ended`: {score, member, ...}) and forgets those
--- that ended over MEMORY ago: trimmed when it grows, so it never only grows.
+-- Remembers that ids ended (`ended`: {forget at, member, ...}) and forgets
+-- those whose time has come: trimmed whenever it grows, and the whole set
+-- expires with its last member, so what a busy train or a quiet one keeps
+-- is bounded by what ended within the times above.
 local function remember(t, ended)
-  redis.call('ZREMRANGEBYSCORE', t.ended, '-inf', now() - MEMORY)
+  redis.call('ZREMRANGEBYSCORE', t.ended, '-inf', now())
   redis.call('ZADD', t.ended, unpack(ended))
+  local last = redis.call('ZRANGE', t.ended, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1, 'WITHSCORES')
+  redis.call('PEXPIREAT', t.ended, last[2])
 end
+-- When a released or cancelled id may be forgotten: after the call window.
+local function forget_ended() return now() + CALL_MEMORY end
 
 -- Gives back the seats of up to RECLAIM of a train's holds that have
 -- expired, oldest first, into t.stock_n and t.held_n, and remembers their ids
@@ -268,7 +276,7 @@ local function reclaim(t)
       local user, n, expires = parse(recs[i])
       seats = seats + n
       charge(t, user, -n)
-      ended[#ended + 1] = expires; ended[#ended + 1] = 'expired:' .. id
+      ended[#ended + 1] = expires + MEMORY; ended[#ended + 1] = 'expired:' .. id
     end
   end
   redis.call('HDEL', t.holds, unpack(ids))

@@ -37,5 +37,5 @@ redis.call('HDEL', t.holds, id)
 redis.call('ZREM', t.expiry, id)
 t.held_n, t.stock_n = t.held_n - seats, t.stock_n + seats
 charge(t, user, -seats)
-remember(t, {now(), 'released:' .. id})
+remember(t, {forget_ended(), 'released:' .. id})
 return answer(200, seats)

@@ -89,7 +89,8 @@ for _, t in ipairs(ts) do
           fields[#fields + 1] = record(r[3], r[2], 'created_at_ms', stamp())
         end
         answer(status, r[1], t.stock_n, 0)
-        if r.idem > 0 then
+        -- Only a booking is stored: a refusal leaves nothing (decided afresh).
+        if r.idem > 0 and status == 200 then
           records[r.idem] = {status = status, id = r[1], n = t.stock_n, fp = r[5]}
           decided[#decided + 1] = r.idem
         end

@@ -28,8 +28,9 @@
 //! spread over a thousand trains then batches as well as a swarm on one.
 //!
 //! The machinery does not know what it carries: a `Decide` says how one batch
-//! becomes one script call and which shard a train belongs to (reservations,
-//! holds, confirms each have one), and each has its own `GroupCommit`. Per-request guarantees come from the
+//! becomes one script call and which shard a key (a train, or a client for
+//! the rate limit) belongs to (reservations, holds, confirms and the rate
+//! limit each have one), and each has its own `GroupCommit`. Per-request guarantees come from the
 //! scripts: arrival order decides who gets the last seats, each request keeps
 //! its own id and Idempotency-Key, a foreign lock answers 429 to the whole
 //! call, and a failed call answers 503 to each member (a call Redis refused
@@ -89,10 +90,12 @@ pub trait Decide: Send + Sync + 'static {
     type Member: Send + 'static;
     type Answer: Send + 'static;
 
-    /// Requests of trains with the same shard may share a call.
-    fn shard(&self, train_id: &str) -> u16;
+    /// Requests whose keys have the same shard may share a call. A key is
+    /// what requests are grouped and ordered by: their train (reservations,
+    /// holds, confirms) or their client (the rate limit).
+    fn shard(&self, key: &str) -> u16;
 
-    /// One call for `batch` (train, member), in arrival order: one answer per
+    /// One call for `batch` (key, member), in arrival order: one answer per
     /// member, in the same order. `StoreError::Fenced` when the call it
     /// follows had not run.
     fn decide(
@@ -105,7 +108,7 @@ pub trait Decide: Send + Sync + 'static {
 type Answer<D> = Result<<D as Decide>::Answer, StoreError>;
 
 struct Waiting<D: Decide> {
-    train_id: String,
+    key: String,
     member: D::Member,
     reply: oneshot::Sender<Answer<D>>,
 }
@@ -113,7 +116,7 @@ struct Waiting<D: Decide> {
 /// The call sent last: the next one sent while it is in flight follows it.
 /// `done` resolves once it has answered (its sender is dropped).
 struct Sent {
-    train_id: String,
+    key: String,
     token: String,
     done: oneshot::Receiver<()>,
 }
@@ -138,11 +141,11 @@ impl<D: Decide> Shard<D> {
         }
     }
 
-    /// Registers a call of `train_id` as sent: its id, the signal it must
+    /// Registers a call of `key` as sent: its id, the signal it must
     /// wait for if fenced, and the sender it drops when it has answered.
     fn register(
         &mut self,
-        train_id: &str,
+        key: &str,
     ) -> (CallId, Option<oneshot::Receiver<()>>, oneshot::Sender<()>) {
         let before = if self.in_flight > 0 {
             self.last.take()
@@ -151,13 +154,11 @@ impl<D: Decide> Shard<D> {
         };
         let (done, done_rx) = oneshot::channel();
         let id = CallId {
-            after: before
-                .as_ref()
-                .map(|b| (b.train_id.clone(), b.token.clone())),
+            after: before.as_ref().map(|b| (b.key.clone(), b.token.clone())),
             ..CallId::new()
         };
         self.last = Some(Sent {
-            train_id: train_id.to_owned(),
+            key: key.to_owned(),
             token: id.token.clone(),
             done: done_rx,
         });
@@ -184,17 +185,22 @@ impl<D: Decide> GroupCommit<D> {
         }
     }
 
-    /// Decides through the train's shard's queue; the answer is this
+    /// What turns this queue's batches into calls.
+    pub fn decide_ref(&self) -> &D {
+        &self.decide
+    }
+
+    /// Decides through the key's shard's queue; the answer is this
     /// request's own.
-    pub async fn submit(&self, train_id: &str, member: D::Member) -> Answer<D> {
-        let shard = self.decide.shard(train_id);
+    pub async fn submit(&self, key: &str, member: D::Member) -> Answer<D> {
+        let shard = self.decide.shard(key);
         let waiting = {
             let mut queues = lock(&self.queues);
             match queues.get_mut(&shard) {
                 Some(state) => {
                     let (reply, answer) = oneshot::channel();
                     state.queue.push(Waiting {
-                        train_id: train_id.to_owned(),
+                        key: key.to_owned(),
                         member,
                         reply,
                     });
@@ -208,7 +214,7 @@ impl<D: Decide> GroupCommit<D> {
                         last: None,
                         calm: 0,
                     };
-                    let (id, _, done) = state.register(train_id);
+                    let (id, _, done) = state.register(key);
                     queues.insert(shard, state);
                     Ok((member, id, done))
                 }
@@ -224,7 +230,7 @@ impl<D: Decide> GroupCommit<D> {
                     queues: &self.queues,
                     shard,
                 };
-                let alone = [(train_id.to_owned(), member)];
+                let alone = [(key.to_owned(), member)];
                 let answers = self.decide.decide(&alone, &id).await?;
                 answers
                     .into_iter()
@@ -259,7 +265,7 @@ fn send<D: Decide>(
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let (id, before, done) = state.register(&first.train_id);
+    let (id, before, done) = state.register(&first.key);
     runtime.spawn(call(
         decide.clone(),
         queues.clone(),
@@ -329,7 +335,7 @@ async fn call<D: Decide>(
     };
     let (mut members, mut replies): (Vec<_>, Vec<_>) = batch
         .into_iter()
-        .map(|w| ((w.train_id, w.member), w.reply))
+        .map(|w| ((w.key, w.member), w.reply))
         .unzip();
     let mut result = decide.decide(&members, &id).await;
     if matches!(result, Err(StoreError::Fenced)) {

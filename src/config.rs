@@ -128,6 +128,32 @@ pub struct Config {
     #[arg(long = "replica-acks", env = "REPLICA_ACKS", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=64))]
     pub replica_acks: u32,
+    /// A request's headers and body must arrive within this many
+    /// milliseconds of its first byte; past it: 408 and the connection closed.
+    #[arg(long = "request-read-timeout-ms", env = "REQUEST_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub request_read_timeout_ms: u64,
+
+    /// Buyer requests one client may make per second (bursts of twice as
+    /// many), counted in Redis so every instance shares it; 0 = no limit.
+    #[arg(long = "rate-limit-per-client", env = "RATE_LIMIT_PER_CLIENT", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub rate_limit_per_client: u64,
+
+    /// Take the client's address from the last X-Forwarded-For entry (only
+    /// behind a proxy that sets it: anyone else can write that header).
+    #[arg(long = "trust-forwarded-for", env = "TRUST_FORWARDED_FOR", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub trust_forwarded_for: bool,
+
+    /// How long a script call can still be re-sent by the Redis client, in
+    /// ms: its call key, and the ids of released holds and cancelled
+    /// reservations, are kept this long. Not an option: ten request
+    /// timeouts, at least a minute (set by `normalised`; tests shorten it).
+    #[arg(skip)]
+    pub call_window_ms: u64,
+
     /// Log lines: `text` (human-readable) or `json` (one object per line).
     /// RUST_LOG filters them (default: info).
     #[arg(long = "log-format", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -149,7 +175,14 @@ impl Config {
     pub fn normalised(mut self) -> Config {
         self.admin_token = self.admin_token.filter(|token| !token.is_empty());
         self.auth_jwt_secret = self.auth_jwt_secret.filter(|secret| !secret.is_empty());
+        // fred writes a command (first or again after a reconnect) only
+        // until its timeout, REQUEST_TIMEOUT_MS, fires (store::Store::bounded).
+        self.call_window_ms = self.request_timeout_ms.saturating_mul(10).max(60_000);
         self
+    }
+
+    pub fn request_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_read_timeout_ms)
     }
 
     pub fn lock_ttl(&self) -> Duration {
@@ -266,6 +299,17 @@ mod tests {
             1
         );
         assert!(Config::try_parse_from(["t", "--replica-acks", "-1"]).is_err());
+        let config = Config::parse_from(["t"]).normalised();
+        assert_eq!(
+            (config.request_read_timeout_ms, config.rate_limit_per_client),
+            (10_000, 0)
+        );
+        assert!(!config.trust_forwarded_for);
+        assert_eq!(config.call_window_ms, 60_000);
+        assert!(Config::parse_from(["t", "--trust-forwarded-for"]).trust_forwarded_for);
+        assert!(Config::parse_from(["t", "--trust-forwarded-for=true"]).trust_forwarded_for);
+        assert!(!Config::parse_from(["t", "--trust-forwarded-for", "false"]).trust_forwarded_for);
+        assert!(Config::try_parse_from(["t", "--request-read-timeout-ms", "0"]).is_err());
     }
 
     #[test]

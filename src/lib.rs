@@ -7,6 +7,7 @@
 //!
 //! - [`config`]: flags and environment variables of the contract;
 //! - [`server`]: listening, start-up against Redis, graceful shutdown;
+//! - [`connection`]: a connection's read deadline and header limit;
 //! - [`api`]: the routing table, and one module of handlers per resource;
 //! - [`identity`]: who is buying, from a verified JWT;
 //! - [`request`]: parsing and validating what clients send;
@@ -24,6 +25,7 @@
 pub mod api;
 pub mod batch;
 pub mod config;
+pub mod connection;
 pub mod embedded;
 pub mod identity;
 pub mod logging;

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{
-    header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER},
+    header::{HeaderValue, CONNECTION, CONTENT_TYPE, RETRY_AFTER},
     Response, StatusCode,
 };
 use serde::{Deserialize, Serialize};
@@ -27,8 +27,9 @@ pub struct ErrorBody {
     /// Machine-readable code: `sold_out`, `locked`, `unknown_train`,
     /// `unknown_hold`, `unknown_reservation`, `hold_expired`, `limit_reached`,
     /// `already_confirmed`, `exists`, `invalid_request`, `idempotency_mismatch`,
-    /// `body_too_large`, `unauthorized`, `forbidden`, `not_found`,
-    /// `method_not_allowed`, `unavailable` or `internal`.
+    /// `body_too_large`, `headers_too_large`, `request_timeout`, `rate_limited`,
+    /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
+    /// `unavailable` or `internal`.
     #[schema(example = "sold_out")]
     pub error: String,
     /// A sentence for humans.
@@ -37,7 +38,8 @@ pub struct ErrorBody {
     /// With `sold_out`: the seats left.
     #[schema(nullable = false)]
     pub remaining: Option<i64>,
-    /// With `locked`: milliseconds until the lock frees (at least 1).
+    /// With `locked`: milliseconds until the lock frees; with `rate_limited`:
+    /// until this client's next request is allowed (at least 1).
     #[schema(nullable = false, minimum = 1)]
     pub retry_after_ms: Option<i64>,
     /// With `limit_reached`: the seats one user may have on the train.
@@ -104,17 +106,52 @@ pub fn internal(detail: impl Into<String>) -> Reply {
 
 /// 429: the train's lock is held by someone else for `retry_after_ms` more.
 pub fn locked(retry_after_ms: i64) -> Reply {
+    too_many(
+        "locked",
+        "the train is locked by another client; retry later",
+        retry_after_ms,
+    )
+}
+
+/// 429: this client made more requests than RATE_LIMIT_PER_CLIENT allows;
+/// its next is allowed in `retry_after_ms`.
+pub fn rate_limited(retry_after_ms: i64) -> Reply {
+    too_many(
+        "rate_limited",
+        "too many requests from this client; retry later",
+        retry_after_ms,
+    )
+}
+
+/// A 429 with `retry_after_ms` (at least 1) and `Retry-After` (whole
+/// seconds, at least 1).
+fn too_many(code: &str, detail: &str, retry_after_ms: i64) -> Reply {
     let ms = retry_after_ms.max(1);
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
-        "locked",
-        "the train is locked by another client; retry later",
+        code,
+        detail,
         &[("retry_after_ms", ms.into())],
     );
     let seconds = (ms + 999) / 1000;
     response
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+/// 408: the request did not arrive whole within REQUEST_READ_TIMEOUT_MS;
+/// the connection is closed after this answer.
+pub fn request_timeout(read_timeout_ms: u64) -> Reply {
+    let mut response = error(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!("a request must arrive whole within {read_timeout_ms} ms of its first byte"),
+        &[],
+    );
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -145,7 +182,17 @@ mod tests {
             (full.remaining, full.limit, full.used),
             (Some(0), Some(2), Some(2))
         );
-        for reply in [invalid("bad"), unavailable("down"), internal("oops")] {
+        let limited = body(rate_limited(20)).await;
+        assert_eq!(
+            (limited.error.as_str(), limited.retry_after_ms),
+            ("rate_limited", Some(20))
+        );
+        for reply in [
+            invalid("bad"),
+            unavailable("down"),
+            internal("oops"),
+            request_timeout(10),
+        ] {
             body(reply).await;
         }
     }

@@ -15,7 +15,7 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
 };
 use tokio::{
-    net::TcpListener,
+    net::{TcpListener, TcpSocket},
     sync::{watch, Semaphore},
     task::JoinHandle,
 };
@@ -23,6 +23,7 @@ use tokio::{
 use crate::{
     api::{self, App},
     config::Config,
+    connection::{Arrival, Conn, RequestClock, MAX_HEADERS},
     logging::mask_url,
     metrics::Metrics,
     store::{scripts, Store},
@@ -31,8 +32,6 @@ use crate::{
 /// Connections served at once; past it the listener waits (the kernel's
 /// backlog queues new ones) instead of running out of file descriptors.
 const MAX_CONNECTIONS: usize = 10_000;
-/// A client must send its request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
 
@@ -58,7 +57,7 @@ impl Server {
         }
         Metrics::spawn_upkeep(&metrics);
         let store = Store::new(&config, redis_url, metrics).map_err(io::Error::other)?;
-        let listener = TcpListener::bind(config.bind).await?;
+        let listener = listen(config.bind)?;
         let addr = listener.local_addr()?;
         let app = Arc::new(App::new(config, store));
         let (stop, stopped) = watch::channel(false);
@@ -90,6 +89,22 @@ impl Server {
         let _ = self.serving.await;
         self.app.store.quit().await;
     }
+}
+
+/// Connections the kernel completes and queues before we accept them.
+/// std's 128 overflowed under a burst of new clients (a flash sale, a
+/// flood): the kernel then drops their SYNs, and each waits a full second
+/// to try again. The kernel caps it at net.core.somaxconn.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Connect, load scripts, create the default train; retry each failure with
@@ -146,14 +161,19 @@ async fn prepare(app: &App) -> Result<(), String> {
 async fn serve(listener: TcpListener, app: Arc<App>, mut stopped: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let read_timeout = app.config.request_read_timeout();
     let mut http = http1::Builder::new();
+    // The headers' part of the read deadline (the body's is `api::read_body`'s),
+    // and their size: hyper never buffers more of an unfinished request.
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(read_timeout)
+        .max_header_size(MAX_HEADERS)
+        .max_buf_size(MAX_HEADERS);
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -167,11 +187,23 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut stopped: watch::Receive
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = service_fn(move |req| {
+        let clock = RequestClock::new();
+        let io = TokioIo::new(Conn::new(stream, clock.clone()));
+        let service = service_fn(move |mut req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(crate::api::handle(app, req).await) }
+            let clock = clock.clone();
+            let arrival = Arrival {
+                peer: peer.ip(),
+                deadline: clock.request_began() + read_timeout,
+            };
+            req.extensions_mut().insert(arrival);
+            async move {
+                let reply = crate::api::handle(app, req).await;
+                clock.request_done();
+                Ok::<_, Infallible>(reply)
+            }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("connection ended: {e}");

@@ -327,7 +327,9 @@ async fn idempotency_key_books_once_and_replays() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sold_out_answer_is_replayed_too() {
+async fn a_refusal_is_not_stored_but_decided_afresh() {
+    // The contract: only a decision that booked seats is stored; a refusal
+    // stores nothing (one client could otherwise fill Redis with them).
     let h = Harness::start().await;
     h.create_train("gone", 0).await;
     let send = || {
@@ -340,14 +342,19 @@ async fn a_sold_out_answer_is_replayed_too() {
     let (status, headers, body) = common::parts(send().await.expect("POST")).await;
     assert_eq!((status, body["error"].clone()), (400, json!("sold_out")));
     assert!(!headers.contains_key("idempotent-replayed"));
-    // An operator adds seats; the stored decision still stands for this key.
+    let record = h.cmd("EXISTS", vec!["train:{gone}:idem:k".into()]).await;
+    assert_eq!(record.as_i64(), Some(0), "the refusal stored no record");
+    // An operator adds seats; the same key now books, and that is stored.
     h.create_train("gone", 3).await;
     let (status, headers, body) = common::parts(send().await.expect("POST")).await;
-    assert_eq!((status, body["remaining"].clone()), (400, json!(0)));
+    assert_eq!((status, body["remaining"].clone()), (200, json!(2)));
+    assert!(!headers.contains_key("idempotent-replayed"));
+    let (status, headers, body) = common::parts(send().await.expect("POST")).await;
+    assert_eq!((status, body["remaining"].clone()), (200, json!(2)));
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(
         h.train("gone").await.sold,
-        None,
+        Some(1),
         "the replay booked nothing"
     );
 }

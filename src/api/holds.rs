@@ -34,28 +34,29 @@ struct Held<'a> {
     path = "/trains/{id}/holds",
     tag = "holds",
     operation_id = "create_hold",
-    params(super::docs::TrainPath, super::docs::IdempotencyKey),
+    params(super::shared::TrainPath, super::shared::IdempotencyKey),
     request_body(content = Option<request::HoldBody>, description = "Optional; every field is optional."),
     security((), ("user_jwt" = [])),
     responses(
         (status = 201, description = "Held.", body = Held, headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed."))),
         (status = 400, description = "`sold_out`: fewer seats left than asked (`remaining`).", body = ErrorBody, headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed."))),
-        (status = 401, response = super::docs::Unauthorized),
-        (status = 403, response = super::docs::Forbidden),
+        (status = 401, response = super::shared::Unauthorized),
+        (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),
         (status = 409, description = "`limit_reached`: the user would have more than `MAX_SEATS_PER_USER` seats on the train (`limit`, `used`).", body = ErrorBody),
         (status = 410, description = "`hold_expired`: the `Idempotency-Key` made a hold that has expired since.", body = ErrorBody),
-        (status = 413, response = super::docs::TooLarge),
-        (status = 422, response = super::docs::Invalid),
-        (status = 429, response = super::docs::Locked),
-        (status = 500, response = super::docs::Internal),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 408, response = super::shared::Timeout),
+        (status = 413, response = super::shared::TooLarge),
+        (status = 422, response = super::shared::Invalid),
+        (status = 429, response = super::shared::Throttled),
+        (status = 500, response = super::shared::Internal),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) -> Answer {
     let verified = buyer(app, req.headers())?;
     let idempotency_key = idempotency_key(req.headers())?;
-    let body = read_body(req).await?;
+    let body = read_body(app, req).await?;
     let mut hold = request::parse_hold(&body, app.config.hold_ttl_ms).map_err(invalid)?;
     hold.user_id = user_for(app, verified, hold.user_id.take())?;
     let member = HoldRequest {
@@ -109,17 +110,18 @@ struct HoldBody<'a> {
     path = "/trains/{id}/holds/{hold_id}",
     tag = "holds",
     operation_id = "get_hold",
-    params(super::docs::HoldPath),
+    params(super::shared::HoldPath),
     security((), ("user_jwt" = [])),
     responses(
         (status = 200, description = "The hold.", body = HoldBody),
-        (status = 401, response = super::docs::Unauthorized),
-        (status = 403, response = super::docs::Forbidden),
+        (status = 401, response = super::shared::Unauthorized),
+        (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_hold`: never made, released, or confirmed.", body = ErrorBody),
         (status = 410, description = "`hold_expired`: its seats are back on sale.", body = ErrorBody),
-        (status = 422, response = super::docs::Invalid),
-        (status = 500, response = super::docs::Internal),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 422, response = super::shared::Invalid),
+        (status = 429, response = super::shared::RateLimited),
+        (status = 500, response = super::shared::Internal),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<Incoming>) -> Answer {
@@ -148,19 +150,19 @@ pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<In
     path = "/trains/{id}/holds/{hold_id}/confirm",
     tag = "holds",
     operation_id = "confirm_hold",
-    params(super::docs::HoldPath),
+    params(super::shared::HoldPath),
     security((), ("user_jwt" = [])),
     responses(
         (status = 200, description = "Confirmed: the body of a `/reserve` 200, `reservation_id` = the hold id. \
             Confirming again answers the same, replayed.", body = Reserved, headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed."))),
-        (status = 401, response = super::docs::Unauthorized),
-        (status = 403, response = super::docs::Forbidden),
+        (status = 401, response = super::shared::Unauthorized),
+        (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_hold` or `unknown_train`.", body = ErrorBody),
         (status = 410, description = "`hold_expired`: too late, its seats are back on sale.", body = ErrorBody),
-        (status = 422, response = super::docs::Invalid),
-        (status = 429, response = super::docs::Locked),
-        (status = 500, response = super::docs::Internal),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 422, response = super::shared::Invalid),
+        (status = 429, response = super::shared::Throttled),
+        (status = 500, response = super::shared::Internal),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn confirm(
@@ -219,19 +221,19 @@ struct Released<'a> {
     path = "/trains/{id}/holds/{hold_id}",
     tag = "holds",
     operation_id = "release_hold",
-    params(super::docs::HoldPath),
+    params(super::shared::HoldPath),
     security((), ("user_jwt" = [])),
     responses(
         (status = 200, description = "Released.", body = Released),
-        (status = 401, response = super::docs::Unauthorized),
-        (status = 403, response = super::docs::Forbidden),
+        (status = 401, response = super::shared::Unauthorized),
+        (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_hold` (never made, or already released) or `unknown_train`.", body = ErrorBody),
         (status = 409, description = "`already_confirmed`: cancel the reservation instead.", body = ErrorBody),
         (status = 410, description = "`hold_expired`: its seats are already back on sale.", body = ErrorBody),
-        (status = 422, response = super::docs::Invalid),
-        (status = 429, response = super::docs::Locked),
-        (status = 500, response = super::docs::Internal),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 422, response = super::shared::Invalid),
+        (status = 429, response = super::shared::Throttled),
+        (status = 500, response = super::shared::Internal),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn release(

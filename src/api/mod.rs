@@ -15,6 +15,7 @@ mod docs;
 mod holds;
 mod operations;
 mod reservations;
+mod shared;
 mod trains;
 
 use std::{
@@ -36,11 +37,12 @@ use hyper::{
 use crate::{
     batch::GroupCommit,
     config::Config,
+    connection::Arrival,
     identity::Identity,
     metrics::{Metrics, RedisFailure},
     request::{self, Admin, MAX_BODY},
     respond::{self, error, invalid, Reply},
-    store::{Confirming, Holding, Reserving, Store, StoreError},
+    store::{Confirming, Holding, Limiting, Reserving, Store, StoreError},
 };
 
 /// What every request handler shares.
@@ -55,6 +57,9 @@ pub struct App {
     reservations: GroupCommit<Reserving>,
     holds: GroupCommit<Holding>,
     confirms: GroupCommit<Confirming>,
+    /// RATE_LIMIT_PER_CLIENT, when on: each buyer request's client goes
+    /// through its own group-commit queue first.
+    limiter: Option<GroupCommit<Limiting>>,
     /// Set once start-up has connected, loaded the scripts and created the
     /// default train. Until then the API answers 503.
     ready: AtomicBool,
@@ -70,6 +75,10 @@ impl App {
             reservations: GroupCommit::new(Reserving(store.clone()), timeout),
             holds: GroupCommit::new(Holding(store.clone()), timeout),
             confirms: GroupCommit::new(Confirming(store.clone()), timeout),
+            limiter: (config.rate_limit_per_client > 0).then(|| {
+                let limiting = Limiting::new(store.clone(), config.rate_limit_per_client);
+                GroupCommit::new(limiting, timeout)
+            }),
             config,
             store,
             metrics,
@@ -227,6 +236,12 @@ impl Route {
     fn uses_redis(&self) -> bool {
         self.train().is_some() || matches!(self, Route::Reserve)
     }
+
+    /// Whether the route serves buyers (and so counts against their rate
+    /// limit): reservations and holds, not the train or operations routes.
+    fn serves_buyers(&self) -> bool {
+        self.uses_redis() && !matches!(self, Route::Train(_))
+    }
 }
 
 /// Routes one request and counts its answer: every answer goes through
@@ -261,6 +276,11 @@ async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Reply {
     }
     if route.uses_redis() && !app.is_ready() {
         return respond::unavailable("the service is starting: Redis is not connected yet");
+    }
+    if route.serves_buyers() {
+        if let Err(refusal) = rate_limit(app, &req).await {
+            return refusal;
+        }
     }
     // Handlers answer `Err(reply)` for every refusal, so they can use `?`.
     let answer = match (route, method) {
@@ -299,6 +319,53 @@ fn target(
 ) -> Result<(String, Option<String>), Reply> {
     let id = request::parse_id(raw_id, what).map_err(invalid)?;
     Ok((id, owner_check(app, headers, admin_may)?))
+}
+
+/// RATE_LIMIT_PER_CLIENT: 429 `rate_limited` when this request's client
+/// has used its allowance, decided in Redis before any script that could
+/// change a train (see `store::Limiting`). Nothing to do when it is off.
+async fn rate_limit(app: &App, req: &Request<Incoming>) -> Result<(), Reply> {
+    let Some(limiter) = &app.limiter else {
+        return Ok(());
+    };
+    let bucket = limiter.decide_ref().bucket(&client_of(app, req));
+    match limiter.submit(&bucket, ()).await? {
+        0 => Ok(()),
+        wait_ms => Err(respond::rate_limited(wait_ms)),
+    }
+}
+
+/// Whom a request counts against: the JWT's `sub` when identities are on
+/// and the token is good; else the peer's address, or with
+/// TRUST_FORWARDED_FOR the last address in X-Forwarded-For (the one the
+/// trusted proxy added; the ones before it are the client's to write).
+fn client_of(app: &App, req: &Request<Incoming>) -> String {
+    if let Some(identity) = &app.identity {
+        let authorization = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+        if let Ok(sub) = identity.user(authorization) {
+            return format!("sub:{sub}");
+        }
+    }
+    let forwarded = app
+        .config
+        .trust_forwarded_for
+        .then(|| last_forwarded(req.headers()))
+        .flatten();
+    let peer = req
+        .extensions()
+        .get::<Arrival>()
+        .map(|arrival| arrival.peer);
+    match forwarded.or(peer) {
+        Some(address) => format!("ip:{address}"),
+        None => "ip:unknown".to_owned(),
+    }
+}
+
+/// The last address of the last `X-Forwarded-For` header, if it is one.
+fn last_forwarded(headers: &HeaderMap) -> Option<std::net::IpAddr> {
+    let last = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let address = last.to_str().ok()?.rsplit(',').next()?.trim();
+    address.parse().ok()
 }
 
 /// Who a buyer is. With identities off anyone is anonymous (`None`), with
@@ -367,16 +434,23 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Reply> {
 
 /// Reads the body, refusing more than `MAX_BODY` bytes: first by the declared
 /// length (nothing read), then while reading (`Limited`, which does not look at
-/// Content-Length).
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
+/// Content-Length). A body still incomplete at the request's read deadline
+/// (see `connection`) is 408, and the connection closes.
+async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Reply> {
+    let deadline = req.extensions().get::<Arrival>().map_or_else(
+        || tokio::time::Instant::now() + app.config.request_read_timeout(),
+        |arrival| arrival.deadline,
+    );
     let body = req.into_body();
     if body.size_hint().lower() > MAX_BODY as u64 {
         return Err(too_large());
     }
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(invalid(format!("could not read the request body: {e}"))),
+    let read = tokio::time::timeout_at(deadline, Limited::new(body, MAX_BODY).collect());
+    match read.await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(invalid(format!("could not read the request body: {e}"))),
+        Err(_) => Err(respond::request_timeout(app.config.request_read_timeout_ms)),
     }
 }
 

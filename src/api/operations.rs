@@ -49,7 +49,7 @@ pub(super) fn healthz() -> Reply {
     operation_id = "readyz",
     responses(
         (status = 200, description = "Ready: Redis answers and the scripts are loaded (on every primary of a cluster).", body = Health),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn readyz(app: &App) -> Reply {

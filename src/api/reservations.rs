@@ -32,28 +32,29 @@ pub(super) struct Reserved<'a> {
     tag = "reservations",
     operation_id = "reserve",
     request_body(content = Option<request::ReserveBody>, description = "Optional; every field is optional."),
-    params(super::docs::IdempotencyKey),
+    params(super::shared::IdempotencyKey),
     security((), ("user_jwt" = [])),
     responses(
         (status = 200, description = "Reserved.", body = Reserved,
             headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed for an `Idempotency-Key`."))),
         (status = 400, description = "`sold_out`: fewer seats left than asked (`remaining`).", body = ErrorBody,
             headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed for an `Idempotency-Key`."))),
-        (status = 401, response = super::docs::Unauthorized),
-        (status = 403, response = super::docs::Forbidden),
+        (status = 401, response = super::shared::Unauthorized),
+        (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),
         (status = 409, description = "`limit_reached`: the user would have more than `MAX_SEATS_PER_USER` seats on the train (`limit`, `used`).", body = ErrorBody),
-        (status = 413, response = super::docs::TooLarge),
-        (status = 422, response = super::docs::Invalid),
-        (status = 429, response = super::docs::Locked),
-        (status = 500, response = super::docs::Internal),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 408, response = super::shared::Timeout),
+        (status = 413, response = super::shared::TooLarge),
+        (status = 422, response = super::shared::Invalid),
+        (status = 429, response = super::shared::Throttled),
+        (status = 500, response = super::shared::Internal),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Answer {
     let verified = buyer(app, req.headers())?;
     let idempotency_key = idempotency_key(req.headers())?;
-    let body = read_body(req).await?;
+    let body = read_body(app, req).await?;
     let mut reserve = request::parse_reserve(&body, &app.config.default_train).map_err(invalid)?;
     reserve.user_id = user_for(app, verified, reserve.user_id.take())?;
     let idempotency = idempotency_key.map(|key| (key, reserve.fingerprint()));
@@ -140,16 +141,17 @@ struct ReservationBody<'a> {
     path = "/trains/{id}/reservations/{reservation_id}",
     tag = "reservations",
     operation_id = "get_reservation",
-    params(super::docs::ReservationPath),
+    params(super::shared::ReservationPath),
     security((), ("user_jwt" = []), ("admin_token" = [])),
     responses(
         (status = 200, description = "The reservation.", body = ReservationBody),
-        (status = 401, response = super::docs::Unauthorized),
-        (status = 403, response = super::docs::Forbidden),
+        (status = 401, response = super::shared::Unauthorized),
+        (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_reservation`: never made, or cancelled.", body = ErrorBody),
-        (status = 422, response = super::docs::Invalid),
-        (status = 500, response = super::docs::Internal),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 422, response = super::shared::Invalid),
+        (status = 429, response = super::shared::RateLimited),
+        (status = 500, response = super::shared::Internal),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<Incoming>) -> Answer {
@@ -187,17 +189,17 @@ struct Cancelled<'a> {
     path = "/trains/{id}/reservations/{reservation_id}",
     tag = "reservations",
     operation_id = "cancel_reservation",
-    params(super::docs::ReservationPath),
+    params(super::shared::ReservationPath),
     security((), ("user_jwt" = []), ("admin_token" = [])),
     responses(
         (status = 200, description = "Cancelled.", body = Cancelled),
-        (status = 401, response = super::docs::Unauthorized),
-        (status = 403, response = super::docs::Forbidden),
+        (status = 401, response = super::shared::Unauthorized),
+        (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_reservation` (never made, or already cancelled) or `unknown_train`.", body = ErrorBody),
-        (status = 422, response = super::docs::Invalid),
-        (status = 429, response = super::docs::Locked),
-        (status = 500, response = super::docs::Internal),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 422, response = super::shared::Invalid),
+        (status = 429, response = super::shared::Throttled),
+        (status = 500, response = super::shared::Internal),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn cancel(

@@ -35,13 +35,13 @@ struct TrainView<'a> {
     path = "/trains/{id}",
     tag = "trains",
     operation_id = "get_train",
-    params(super::docs::TrainPath),
+    params(super::shared::TrainPath),
     responses(
         (status = 200, description = "The train.", body = TrainView),
         (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),
-        (status = 422, response = super::docs::Invalid),
-        (status = 500, response = super::docs::Internal),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 422, response = super::shared::Invalid),
+        (status = 500, response = super::shared::Internal),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn get(app: &App, id: &str) -> Answer {
@@ -79,20 +79,21 @@ struct TrainCreated<'a> {
     path = "/trains/{id}",
     tag = "trains",
     operation_id = "put_train",
-    params(super::docs::TrainPath),
+    params(super::shared::TrainPath),
     request_body = request::PutTrain,
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Reset: capacity set, sales and holds cleared.", body = TrainCreated),
         (status = 201, description = "Created.", body = TrainCreated),
-        (status = 401, response = super::docs::Unauthorized),
-        (status = 403, response = super::docs::Forbidden),
+        (status = 401, response = super::shared::Unauthorized),
+        (status = 403, response = super::shared::Forbidden),
         (status = 409, description = "`exists`: the train exists; send `\"reset\": true` to reset it.", body = ErrorBody),
-        (status = 413, response = super::docs::TooLarge),
-        (status = 422, response = super::docs::Invalid),
-        (status = 429, response = super::docs::Locked),
-        (status = 500, response = super::docs::Internal),
-        (status = 503, response = super::docs::Unavailable),
+        (status = 408, response = super::shared::Timeout),
+        (status = 413, response = super::shared::TooLarge),
+        (status = 422, response = super::shared::Invalid),
+        (status = 429, response = super::shared::Locked),
+        (status = 500, response = super::shared::Internal),
+        (status = 503, response = super::shared::Unavailable),
     ),
 )]
 pub(super) async fn put(app: &App, id: &str, req: Request<Incoming>) -> Answer {
@@ -120,7 +121,7 @@ pub(super) async fn put(app: &App, id: &str, req: Request<Incoming>) -> Answer {
             return Err(reply);
         }
     }
-    let body = read_body(req).await?;
+    let body = read_body(app, req).await?;
     let put = request::parse_put_train(&body).map_err(invalid)?;
     let created = TrainCreated {
         train_id: id,

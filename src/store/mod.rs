@@ -13,12 +13,14 @@
 mod args;
 mod holds;
 mod primaries;
+mod rate;
 mod replicas;
 mod reservations;
 pub mod scripts;
 mod trains;
 
 pub use holds::{Confirm, ConfirmReply, Confirming, HoldReply, HoldRequest, HoldView, Holding};
+pub use rate::Limiting;
 pub use reservations::{Reservation, ReservationView, ReserveReply, Reserving};
 pub use trains::TrainState;
 
@@ -106,14 +108,6 @@ const FRED_TIMES_OUT_FIRST: Duration = Duration::from_millis(100);
 /// Idempotency records and ended ids are kept this long (the contract: 24 hours).
 const MEMORY_MS: &str = "86400000";
 
-/// How long a script call's own key (`call:TOKEN`, prelude.lua's
-/// `first_run`) is kept: far longer than fred may take to re-send a call
-/// after a reconnect. fred writes a command (first or again) only until its
-/// timeout, REQUEST_TIMEOUT_MS, fires (`eval`); a minute, or ten timeouts.
-fn call_memory_ms(config: &Config) -> u64 {
-    config.request_timeout_ms.saturating_mul(10).max(60_000)
-}
-
 pub struct Store {
     pool: Pool,
     scripts: Scripts,
@@ -174,7 +168,7 @@ impl Store {
                 config.lock_ttl_ms.to_string(),
                 MEMORY_MS.to_owned(),
                 config.max_seats_per_user.to_string(),
-                call_memory_ms(config).to_string(),
+                config.call_window_ms.to_string(),
             ],
             timeout,
             metrics,
@@ -238,11 +232,25 @@ impl Store {
         }
     }
 
+    /// The shard of any key named in full (`shard` is a train's).
+    pub fn key_shard(&self, key: &str) -> u16 {
+        if self.clustered {
+            fred::util::redis_keyslot(key.as_bytes())
+        } else {
+            0
+        }
+    }
+
     /// The client for a train's calls: all calls of one group-commit queue
     /// travel on one connection, so Redis runs them in the order sent.
     fn client(&self, train_id: &str) -> &Client {
+        self.client_at(self.shard(train_id))
+    }
+
+    /// The client for the calls of a shard.
+    fn client_at(&self, shard: u16) -> &Client {
         let clients = self.pool.clients();
-        &clients[usize::from(self.shard(train_id)) % clients.len()]
+        &clients[usize::from(shard) % clients.len()]
     }
 
     /// The name of one key of a train (`scripts::key_parts`).
@@ -397,7 +405,7 @@ impl Store {
     /// router/utils.rs:71 and router/mod.rs:374). Dropped by an outer
     /// timeout instead, a command waiting in fred for a reconnect could run
     /// minutes later. So a call runs only within the request timeout of being
-    /// made, which the scripts' call keys rely on (`call_memory_ms`).
+    /// made, which the scripts' call keys rely on (`Config::call_window_ms`).
     async fn bounded<T>(
         &self,
         call: impl std::future::Future<Output = Result<T, RedisError>>,

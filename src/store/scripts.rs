@@ -58,10 +58,11 @@ pub const PUT_TRAIN: &str = concat!(
 );
 pub const TRAIN: &str = include_str!("../../lua/train.lua");
 pub const GET_HOLD: &str = include_str!("../../lua/get_hold.lua");
+pub const RATE: &str = include_str!("../../lua/rate.lua");
 
 /// The scripts' names, in `Scripts::all()` order (the `script` label of
 /// `script_calls_total`).
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "reserve",
     "hold",
     "confirm",
@@ -70,6 +71,7 @@ pub const NAMES: [&str; 8] = [
     "put_train",
     "train",
     "get_hold",
+    "rate",
 ];
 
 pub(crate) struct Scripts {
@@ -81,6 +83,7 @@ pub(crate) struct Scripts {
     pub put_train: Script,
     pub train: Script,
     pub get_hold: Script,
+    pub rate: Script,
 }
 
 impl Scripts {
@@ -94,6 +97,7 @@ impl Scripts {
             put_train: Script::from_lua(PUT_TRAIN),
             train: Script::from_lua(TRAIN),
             get_hold: Script::from_lua(GET_HOLD),
+            rate: Script::from_lua(RATE),
         }
     }
 
@@ -102,7 +106,7 @@ impl Scripts {
         self.all().iter().position(|s| std::ptr::eq(*s, script))
     }
 
-    pub fn all(&self) -> [&Script; 8] {
+    pub fn all(&self) -> [&Script; 9] {
         [
             &self.reserve,
             &self.hold,
@@ -112,6 +116,7 @@ impl Scripts {
             &self.put_train,
             &self.train,
             &self.get_hold,
+            &self.rate,
         ]
     }
 }
