@@ -41,7 +41,7 @@ work moves less than throughput. BENCH_OVERHEAD_ONLY=1 runs only this part.
 Where the time goes: for the hot train, the 1,000 trains and /healthz, the
 service's CPU per answer (/proc) and Redis's per reservation (INFO cpu), and
 reservations per script call (INFO commandstats): the figures every
-performance change is judged by (README, Performance).
+performance change is judged by (docs/performance.md).
 
 Prints the tables, with the service's peak RSS and the ratio of its rate to the
 redis-benchmark rate. Loopback only, bounded in time, stops what it started by

@@ -12,7 +12,7 @@
 //! waits in Redis's socket while the first runs. So Redis does not idle while
 //! the service hands out one call's answers and sends the next, nor while it
 //! fsyncs the AOF for the first. Half a full batch, because smaller calls
-//! cost more per request than Redis's idle time saves (README, Performance).
+//! cost more per request than Redis's idle time saves (docs/performance.md).
 //! Redis runs the two in the order sent, if the first runs at all: a first
 //! that met NOSCRIPT (a flush, a failover) is sent again, after the second.
 //! So the second names the first (`CallId::after`) and writes nothing unless
