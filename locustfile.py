@@ -17,6 +17,10 @@ LOCUST_USER_CLASSES variable):
     CheckoutUser    the checkout flow on LOCUST_TRAIN: hold a seat, think
                     briefly, then confirm, release, or walk away and let the
                     hold expire (LOCUST_HOLD_TTL_MS); opt-in
+    JourneyUser     random journeys on LOCUST_JOURNEY_TRAIN, a train with the
+                    stations LOCUST_STATIONS: books (and now and then
+                    cancels), or holds and then confirms, releases or lets
+                    the hold expire; opt-in. Its end check is per leg.
 
 Environment:
 
@@ -30,6 +34,11 @@ Environment:
                         this many seats sold
     LOCUST_HOLD_TTL_MS  ttl_ms of CheckoutUser's holds (default 2000: abandoned
                         holds expire within the run)
+    LOCUST_JOURNEY_TRAIN  JourneyUser's train (default "<LOCUST_TRAIN>-journeys")
+    LOCUST_STATIONS     its stations, comma-separated (default six: Paris,
+                        Dijon, Lyon, Valence, Avignon, Marseille); with
+                        LOCUST_STOCK and ADMIN_TOKEN the train is (re)created
+                        with them at test start
 
 Run (the host always comes from --host):
 
@@ -66,6 +75,8 @@ STOCK = os.environ.get("LOCUST_STOCK")
 ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN")
 EXPECT_SOLD = os.environ.get("LOCUST_EXPECT_SOLD")
 HOLD_TTL_MS = int(os.environ.get("LOCUST_HOLD_TTL_MS", "2000"))
+JOURNEY_TRAIN = os.environ.get("LOCUST_JOURNEY_TRAIN", f"{TRAIN_ID}-journeys")
+STATIONS = os.environ.get("LOCUST_STATIONS", "Paris,Dijon,Lyon,Valence,Avignon,Marseille").split(",")
 
 if TRAINS < 1:
     raise ValueError(f"LOCUST_TRAINS must be at least 1, got {TRAINS}")
@@ -167,6 +178,68 @@ class CheckoutUser(HttpUser):
         return [TRAIN_ID]
 
 
+class JourneyUser(HttpUser):
+    """A buyer of a random journey on a train with stations: mostly short
+    hops, some long trips, 1 to 3 seats. Books (and cancels one in five), or
+    holds and then confirms, releases or walks away. Opt-in.
+
+    Expected answers: a booking 200 or 400 (sold out on some leg), a hold 201
+    or 400, 429 (locked) for any; a confirm or release 200, 410, 429.
+    """
+
+    weight = 1
+    wait_time = between(0, 0.05)
+
+    def on_start(self):
+        self.user_id = f"locust-journey-{os.getpid()}-{next(_user_numbers)}"
+
+    def _journey(self):
+        a = random.randrange(len(STATIONS) - 1)
+        long_trip = random.random() < 0.25
+        b = len(STATIONS) - 1 if long_trip else random.randint(a + 1, min(a + 2, len(STATIONS) - 1))
+        return {"user_id": self.user_id, "from": STATIONS[a], "to": STATIONS[b], "seats": random.randint(1, 3)}
+
+    @task(2)
+    def book(self):
+        body = dict(self._journey(), train_id=JOURNEY_TRAIN)
+        with self.client.post("/reserve", json=body, name="/reserve [journey]", catch_response=True) as resp:
+            _expect(resp, (200, 400, 429))
+            booked = resp.json().get("reservation_id") if resp.status_code == 200 else None
+        if booked and random.random() < 0.2:
+            with self.client.delete(f"/trains/{JOURNEY_TRAIN}/reservations/{booked}",
+                                    name="/trains/{id}/reservations/{reservation_id}",
+                                    catch_response=True) as resp:
+                _expect(resp, (200, 429))
+
+    @task(1)
+    def hold(self):
+        body = dict(self._journey(), ttl_ms=HOLD_TTL_MS)
+        path = f"/trains/{JOURNEY_TRAIN}/holds"
+        with self.client.post(path, json=body, name="/trains/{id}/holds [journey]", catch_response=True) as resp:
+            _expect(resp, (201, 400, 429))
+            hold_id = resp.json().get("hold_id") if resp.status_code == 201 else None
+        if not hold_id:
+            return
+        time.sleep(random.uniform(0, HOLD_TTL_MS / 1000 * 0.5))
+        roll = random.random()
+        if roll < 0.5:
+            with self.client.post(f"{path}/{hold_id}/confirm", name="/trains/{id}/holds/{hold_id}/confirm",
+                                  catch_response=True) as resp:
+                _expect(resp, (200, 410, 429))
+        elif roll < 0.8:
+            with self.client.delete(f"{path}/{hold_id}", name="/trains/{id}/holds/{hold_id}",
+                                    catch_response=True) as resp:
+                _expect(resp, (200, 410, 429))
+
+    @staticmethod
+    def trains():
+        return [JOURNEY_TRAIN]
+
+    @staticmethod
+    def stations():
+        return {JOURNEY_TRAIN: STATIONS}
+
+
 def _expect(resp, statuses):
     if resp.status_code in statuses:
         resp.success()
@@ -197,6 +270,13 @@ def _trains_used(environment):
     return trains
 
 
+def _stations_used(environment):
+    stations = {}
+    for user_class in environment.user_classes:
+        stations.update(getattr(user_class, "stations", dict)())
+    return stations
+
+
 def _url(environment, train_id):
     return f"{environment.host.rstrip('/')}/trains/{train_id}"
 
@@ -217,11 +297,15 @@ def _reset_trains(environment, **_kwargs):
         _fail(environment, "no --host given: cannot reset the trains")
         return
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    stations = _stations_used(environment)
     for train in _trains_used(environment):
+        body = {"capacity": STOCK, "reset": True}
+        if train in stations:
+            body["stations"] = stations[train]
         try:
             resp = requests.put(
                 _url(environment, train),
-                json={"capacity": STOCK, "reset": True},
+                json=body,
                 headers=headers,
                 timeout=ADMIN_TIMEOUT_S,
             )
@@ -258,10 +342,21 @@ def _check_trains(environment, **_kwargs):
             _fail(environment, f"train {train}: unexpected body {resp.text[:300]!r}: {exc}")
             continue
         problems = []
+        legs = state.get("legs")
         if remaining < 0 or held < 0:
             problems.append(f"remaining {remaining} or held {held} < 0")
-        if capacity != remaining + sold + held:
+        if legs is None and capacity != remaining + sold + held:
             problems.append(f"capacity {capacity} != remaining {remaining} + sold {sold} + held {held}")
+        for leg in legs or []:
+            # Per leg: capacity = remaining + sold + held, none negative.
+            r, s, h = leg["remaining"], leg["sold"], leg["held"]
+            if min(r, s, h) < 0 or capacity != r + s + h:
+                problems.append(f"leg {leg['from']}->{leg['to']}: capacity {capacity} != "
+                                f"remaining {r} + sold {s} + held {h}")
+        if legs and remaining != min(leg["remaining"] for leg in legs):
+            problems.append(f"remaining {remaining} is not the fewest free on a leg")
+        if legs and max(leg["sold"] + leg["held"] for leg in legs) > capacity:
+            problems.append("a leg holds more seats than the train has")
         if locked:
             problems.append(f"lock left behind (ttl {state.get('lock_ttl_ms')} ms)")
         if EXPECT_SOLD is not None and sold != EXPECT_SOLD:

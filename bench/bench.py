@@ -14,7 +14,10 @@ binary in front of it:
   3b. wrk, 64 connections, POST /reserve spread uniformly over 1,000 trains
      (bench/spread.lua): group commit across trains, and its ratio to the
      one hot train;
-  3c. the ceiling (no persistence pass only): nginx answering a fixed 200
+  3c. the same over 1,000 trains with ten stations each, random journeys
+     (bench/journeys.lua: mostly one to three legs, a quarter to the end):
+     what selling per leg costs;
+  3d. the ceiling (no persistence pass only): nginx answering a fixed 200
      with a small JSON body, 64 connections, on the same cores: what HTTP
      alone costs here, and the hot train's ratio to it; and the service's
      own floor: GET /healthz (hyper on the same runtime, no Redis), so the
@@ -72,7 +75,10 @@ WRK_HOLD_SCRIPT = ROOT / "bench" / "hold.lua"
 WRK_SPREAD_SCRIPT = ROOT / "bench" / "spread.lua"
 SPREAD_TRAINS = 1000
 RESERVE_LUA = (ROOT / "lua" / "prelude.lua").read_text() + (ROOT / "lua" / "reserve.lua").read_text()
-TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "holds", "hold_expiry", "users", "ended")
+TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "holds", "hold_expiry", "users", "ended",
+              "stations", "legs")
+WRK_JOURNEY_SCRIPT = ROOT / "bench" / "journeys.lua"
+JOURNEY_STATIONS = [f"S{i}" for i in range(10)]
 BASELINE = os.environ.get("BENCH_BASELINE")
 STOCK = 1_000_000_000
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
@@ -201,11 +207,11 @@ def reserve_benchmark(port):
     keys = [f"train:{train}:{k}" for k in TRAIN_KEYS] + [f"train:{train}:call:tok-__rand_int__"]
     # ARGV: token, lock PX, memory PX, per-user limit (0 = off), call key PX,
     # no followed call, then the one train (its first key, 1 member) and one reservation: id,
-    # seats, user (JSON), idempotency record (0 = none), fingerprint.
+    # seats, user (JSON), idempotency record (0 = none), fingerprint, from and to (none).
     # Ids must be unique, as the service's UUIDs are (a first run of a call
     # does not look its ids up): two random fields, drawn apart, per id.
     args = ["tok-__rand_int__", "3000", "86400000", "0", "60000", "0", "1", "1", "rb-__rand_int__-__rand_int__", "1",
-            '"u-1"', "0", ""]
+            '"u-1"', "0", "", "", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],
@@ -245,6 +251,56 @@ def check_spread(port, trains=SPREAD_TRAINS):
     bad = int(redis_cli(port, "EVAL", check, len(keys), *keys))
     if bad:
         raise SystemExit(f"bench: {bad} of the spread trains are inconsistent")
+
+
+def create_journey_trains(port, trains=SPREAD_TRAINS):
+    """Trains "j-0".. with ten stations each and a very large capacity, as
+    PUT /trains/{id} makes them, in one script call."""
+    make = """
+    local stations, capacity = ARGV[1], ARGV[2]
+    local n = #cjson.decode(stations) - 1
+    for i = 1, #KEYS, 4 do
+      redis.call('MSET', KEYS[i], capacity, KEYS[i + 1], capacity)
+      redis.call('SET', KEYS[i + 2], stations)
+      for k = 0, n - 1 do
+        redis.call('HSET', KEYS[i + 3], 'free:' .. k, capacity, 'sold:' .. k, 0, 'held:' .. k, 0)
+      end
+    end
+    """
+    keys = [f"train:{{j-{i}}}:{k}" for i in range(trains) for k in ("stock", "capacity", "stations", "legs")]
+    import json
+    redis_cli(port, "EVAL", make, len(keys), *keys, json.dumps(JOURNEY_STATIONS), STOCK)
+
+
+def check_journeys(port, trains=SPREAD_TRAINS):
+    """Every journey train's legs exact: free + sold + held = capacity on
+    every leg, and the legs' sold add up to the seat-legs of the records."""
+    check = """
+    local bad = 0
+    for i = 1, #KEYS, 3 do
+      local capacity = tonumber(redis.call('GET', KEYS[i]))
+      local legs = redis.call('HGETALL', KEYS[i + 1])
+      local v = {}
+      for j = 1, #legs, 2 do v[legs[j]] = tonumber(legs[j + 1]) end
+      local sold_legs = 0
+      for k = 0, 8 do
+        if v['free:' .. k] + v['sold:' .. k] + v['held:' .. k] ~= capacity then bad = bad + 1 end
+        sold_legs = sold_legs + v['sold:' .. k]
+      end
+      local recs = redis.call('HVALS', KEYS[i + 2])
+      local seat_legs = 0
+      for _, rec in ipairs(recs) do
+        local a, b = string.match(rec, '"stops":%[(%d+),(%d+)%]')
+        seat_legs = seat_legs + tonumber(string.match(rec, '"seats":(%d+)')) * (b - a)
+      end
+      if seat_legs ~= sold_legs then bad = bad + 1 end
+    end
+    return bad
+    """
+    keys = [f"train:{{j-{i}}}:{k}" for i in range(trains) for k in ("capacity", "legs", "reservations")]
+    bad = int(redis_cli(port, "EVAL", check, len(keys), *keys))
+    if bad:
+        raise SystemExit(f"bench: {bad} of the journey trains are inconsistent")
 
 
 def ceiling(procs, tmp):
@@ -294,6 +350,10 @@ def run_pass(procs, tmp, aof):
     wrk(port, CONNECTIONS, WARMUP, WRK_SPREAD_SCRIPT)
     spread = measured(service, redis_port, port, CONNECTIONS, SECONDS, WRK_SPREAD_SCRIPT)
     check_spread(redis_port)
+    create_journey_trains(redis_port)
+    wrk(port, CONNECTIONS, WARMUP, WRK_JOURNEY_SCRIPT)
+    journeys = measured(service, redis_port, port, CONNECTIONS, SECONDS, WRK_JOURNEY_SCRIPT)
+    check_journeys(redis_port)
     floor = None if aof else measured(service, redis_port, port, CONNECTIONS, SECONDS, None, "/healthz")
     rss_kib = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{service.pid}/status").read_text()).group(1))
     check_train(redis_port, "{bench}")
@@ -310,7 +370,7 @@ def run_pass(procs, tmp, aof):
     rb = reserve_benchmark(redis_port)
     procs.stop(redis)
     fixed = None if aof else ceiling(procs, tmp)
-    return {"many": many, "one": one, "holds": holds, "spread": spread, "baseline": baseline,
+    return {"many": many, "one": one, "holds": holds, "spread": spread, "journeys": journeys, "baseline": baseline,
             "rss_mib": rss_kib / 1024, "redis_benchmark": rb, "ceiling": fixed, "floor": floor}
 
 
@@ -467,6 +527,10 @@ def main():
               f"| {sp['p99']:.2f} | {sp['errors']} | | {sp['rate'] / r['redis_benchmark']:.2f}x |")
         print(f"| {name} | {SPREAD_TRAINS} trains / one hot train | {sp['rate'] / r['many']['rate']:.2f}x | | | | | |")
         failed |= sp["errors"] > 0
+        jr = r["journeys"]
+        print(f"| {name} | {CONNECTIONS} conns, {SPREAD_TRAINS} trains of 10 stations, random journeys | {jr['rate']:.0f} "
+              f"| {jr['p50']:.2f} | {jr['p99']:.2f} | {jr['errors']} | | {jr['rate'] / r['redis_benchmark']:.2f}x |")
+        failed |= jr["errors"] > 0
         h = r["holds"]
         print(f"| {name} | {CONNECTIONS} conns, POST /trains/{{id}}/holds | {h['rate']:.0f} | {h['p50']:.2f} "
               f"| {h['p99']:.2f} | {h['errors']} | | {h['rate'] / r['redis_benchmark']:.2f}x |")
@@ -489,7 +553,8 @@ def main():
         print("| Redis | load | answers/s | service CPU us | Redis CPU us | reservations per script call |")
         print("| --- | --- | ---: | ---: | ---: | ---: |")
         for name, r in results.items():
-            rows = [("hot train", r["many"]), (f"{SPREAD_TRAINS} trains uniform", r["spread"])]
+            rows = [("hot train", r["many"]), (f"{SPREAD_TRAINS} trains uniform", r["spread"]),
+                    (f"{SPREAD_TRAINS} trains of 10 stations, random journeys", r["journeys"])]
             if r["floor"]:
                 rows.append(("GET /healthz (no Redis)", r["floor"]))
             for label, w in rows:

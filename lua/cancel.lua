@@ -25,14 +25,14 @@ reclaim(t)
 local status, seats = 404, 0
 local rec = redis.call('HGET', t.reservations, id)
 if rec then
-  local user
-  user, seats = parse(rec)
+  local user, _, a, b
+  user, seats, _, a, b = parse(rec)
   if caller ~= '' and user ~= caller then
     status, seats = 403, 0
   else
     status = 200
     redis.call('HDEL', t.reservations, id)
-    t.sold_n, t.stock_n = t.sold_n - seats, t.stock_n + seats
+    move(t, a, b, seats, 'sold', 'free')
     charge(t, user, -seats)
     remember(t, {forget_ended(), 'cancelled:' .. id})
   end

@@ -5,8 +5,10 @@
 --
 -- Members, 2 fields each: hold id, caller ('' = anyone who knows the id,
 -- else the JSON string of the user who must own the hold)
--- Reply, 4 per member: status, n, replayed, seats
---   200 confirmed, n = seats left (replayed = 1: it was confirmed before)
+-- Reply, 5 per member: status, n, replayed, seats, journey (fields the
+-- answer adds, a JSON object, '' if none)
+--   200 confirmed, n = seats left for the journey (replayed = 1: it was
+--   confirmed before)
 --   403 another user's hold          404 no such hold (never, released, cancelled)
 --   410 the hold expired, its seats are back in stock   429 locked, n = ms
 --   404 with n = -1: no such train
@@ -24,8 +26,9 @@ end
 if not follows() then return redis.error_reply(FENCED) end
 counters(ts)
 local out, confirmed = {}, false
-local function answer(status, n, replayed, seats)
+local function answer(status, n, replayed, seats, trip)
   out[#out + 1] = status; out[#out + 1] = n; out[#out + 1] = replayed; out[#out + 1] = seats
+  out[#out + 1] = trip or ''
 end
 
 for _, t in ipairs(ts) do
@@ -44,19 +47,19 @@ for _, t in ipairs(ts) do
     local moved, fields, moved_ids = {}, {}, {}
     for i, r in ipairs(t.members) do
       local rec = live[i] or confirmed[i]
-      local user, seats, expires
-      if rec then user, seats, expires = parse(rec) end
+      local user, seats, expires, a, b
+      if rec then user, seats, expires, a, b = parse(rec) end
       if rec and r[2] ~= '' and user ~= r[2] then
         answer(403, 0, 0, 0)
       elseif moved[r[1]] or confirmed[i] then
-        answer(200, t.stock_n, 1, seats)
+        answer(200, room(t, a, b), 1, seats, journey_fields(t, a, b))
       elseif live[i] and expires > now() then
         moved[r[1]] = true
-        t.held_n, t.sold_n = t.held_n - seats, t.sold_n + seats
+        move(t, a, b, seats, 'held', 'sold')
         moved_ids[#moved_ids + 1] = r[1]
         fields[#fields + 1] = r[1]
-        fields[#fields + 1] = record(user, seats, 'created_at_ms', stamp())
-        answer(200, t.stock_n, 0, seats)
+        fields[#fields + 1] = record(t, user, seats, a, b, 'created_at_ms', stamp())
+        answer(200, room(t, a, b), 0, seats, journey_fields(t, a, b))
       elseif live[i] or gone[i] then
         answer(410, 0, 0, 0)
       else

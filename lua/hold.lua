@@ -4,21 +4,24 @@
 -- `held` until it is confirmed, released, or expires (reclaimed by any later
 -- call, prelude.lua).
 --
--- Members, 6 fields each: hold id (a fresh UUID), seats (1..10), user (''
+-- Members, 8 fields each: hold id (a fresh UUID), seats (1..10), user (''
 -- or a JSON string), ttl in ms (1000..900000), idempotency record (its index
--- in KEYS, 0 = none), request fingerprint
--- Reply, 5 per member: status, hold id, n, replayed, expires_at_ms
---   201 held, n = seats left         400 sold out, n = seats left
+-- in KEYS, 0 = none), request fingerprint, from and to (station names; '' =
+-- the first, the last)
+-- Reply, 6 per member: status, hold id, n, replayed, expires_at_ms, journey
+-- (fields the answer adds, a JSON object, '' if none)
+--   201 held, n = seats left for the journey   400 sold out, n = the same
 --   409 over the per-user limit, n = seats the user already has
 --   429 locked, n = ms until it frees  404 no such train
 --   410 this very hold was made and has expired since (a re-sent call)
---   422 idempotency key reused for another request
+--   422 n = 0: idempotency key reused for another request; n = 1, 2, 3:
+--   not a journey of this train (see `journey` in prelude.lua)
 --
 -- A re-sent call (a client library's retry) never holds twice: the call's
 -- key tells it from a first run, and it finds each id it held in `holds`
 -- (live), `reservations` (confirmed) or `ended`.
 
-local ts = trains(6)
+local ts = trains(8)
 if not ts then return redis.error_reply('ERR hold.lua: bad arguments') end
 for _, t in ipairs(ts) do
   for i, r in ipairs(t.members) do
@@ -52,28 +55,32 @@ for _, t in ipairs(ts) do
 end
 
 local out, n_out, booked = {}, 0, false
-local function answer(status, id, n, replayed, expires)
-  out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4], out[n_out + 5] =
-    status, id, n, replayed, expires
-  n_out = n_out + 5
+local function answer(status, id, n, replayed, expires, trip)
+  out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4], out[n_out + 5], out[n_out + 6] =
+    status, id, n, replayed, expires, trip or ''
+  n_out = n_out + 6
 end
 
 for _, t in ipairs(ts) do
   local fields, expiry, decided = {}, {}, {}
   for i, r in ipairs(t.members) do
     local rec = r.idem > 0 and records[r.idem]
+    local a, b = nil, nil
+    if t.exists then a, b = journey(t, r[7], r[8]) end
     if not t.exists then
       answer(404, r[1], 0, 0, 0)
+    elseif not a then
+      answer(422, r[1], b, 0, 0)
     elseif rec then
       if rec.fp ~= r[6] then answer(422, r[1], 0, 0, 0)
-      else answer(rec.status, rec.id, rec.n, rec.id == r[1] and 0 or 1, rec.exp) end
+      else answer(rec.status, rec.id, rec.n, rec.id == r[1] and 0 or 1, rec.exp, rec.x) end
     elseif t.live[i] then
       local _, _, expires = parse(t.live[i])
-      answer(expires <= now() and 410 or 201, r[1], t.stock_n, 0, expires)
+      answer(expires <= now() and 410 or 201, r[1], room(t, a, b), 0, expires, journey_fields(t, a, b))
     elseif t.gone[3 * i - 2] then
       answer(410, r[1], 0, 0, tonumber(t.gone[3 * i - 2]) - MEMORY)
     elseif t.confirmed[i] or t.gone[3 * i - 1] or t.gone[3 * i] then
-      answer(201, r[1], t.stock_n, 0, 0)
+      answer(201, r[1], room(t, a, b), 0, 0, journey_fields(t, a, b))
     else
       if t.locked == nil then
         t.lock_left = lock(t)
@@ -84,23 +91,23 @@ for _, t in ipairs(ts) do
         answer(429, r[1], t.lock_left, 0, 0)
       elseif LIMIT > 0 and r[3] ~= '' and seats_of(t, r[3]) + r.seats > LIMIT then
         answer(409, r[1], seats_of(t, r[3]), 0, 0)
-      else
-        local status, expires = 400, 0
-        if t.stock_n >= r.seats then
-          status, expires = 201, now() + r.ttl
-          t.stock_n, t.held_n = t.stock_n - r.seats, t.held_n + r.seats
-          charge(t, r[3], r.seats)
-          fields[#fields + 1] = r[1]
-          fields[#fields + 1] = record(r[3], r[2], 'expires_at_ms', expires)
-          expiry[#expiry + 1] = expires
-          expiry[#expiry + 1] = r[1]
-        end
-        answer(status, r[1], t.stock_n, 0, expires)
+      elseif room(t, a, b) >= r.seats then
+        local expires = now() + r.ttl
+        move(t, a, b, r.seats, 'free', 'held')
+        charge(t, r[3], r.seats)
+        fields[#fields + 1] = r[1]
+        fields[#fields + 1] = record(t, r[3], r[2], a, b, 'expires_at_ms', expires)
+        expiry[#expiry + 1] = expires
+        expiry[#expiry + 1] = r[1]
+        local left, trip = room(t, a, b), journey_fields(t, a, b)
+        answer(201, r[1], left, 0, expires, trip)
         -- Only a hold is stored: a refusal leaves nothing (decided afresh).
-        if r.idem > 0 and status == 201 then
-          records[r.idem] = {status = status, id = r[1], n = t.stock_n, fp = r[6], exp = expires}
+        if r.idem > 0 then
+          records[r.idem] = {status = 201, id = r[1], n = left, fp = r[6], exp = expires, x = trip}
           decided[#decided + 1] = r.idem
         end
+      else
+        answer(400, r[1], room(t, a, b), 0, 0, journey_fields(t, a, b, r.seats))
       end
     end
   end

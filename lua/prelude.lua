@@ -7,8 +7,9 @@
 -- what one call may touch: any keys on one Redis, one hash slot on a
 -- cluster). Each train keeps its own lock, counters and decisions.
 --
--- KEYS: 10 per train, in this order: 1 stock  2 capacity  3 sold  4 held
---   5 lock  6 reservations  7 holds  8 hold_expiry  9 users  10 ended;
+-- KEYS: 12 per train, in this order: 1 stock  2 capacity  3 sold  4 held
+--   5 lock  6 reservations  7 holds  8 hold_expiry  9 users  10 ended
+--   11 stations  12 legs (see "Journeys" below);
 --   then this call's own key (`call:TOKEN` of its first train, see
 --   first_run); then, if it follows another call (see follows), that
 --   call's key; then the idempotency records the members name.
@@ -17,7 +18,7 @@
 --   kept this long)  4 seats one user may have on a train (0 = no limit)
 --   5 how long a call's key is kept, in ms  6 the KEYS index of the followed
 --   call's key (0 = none); then, per train: the KEYS index of its stock key
---   (1, 11, 21, ...), its number of members, and its members' fields.
+--   (1, 13, 25, ...), its number of members, and its members' fields.
 --
 -- `ended` is a sorted set of ids that ended, scored by when they may be
 -- forgotten: `expired:ID` (a hold's seats went back by expiry: 410 for 24 h
@@ -26,6 +27,9 @@
 -- longer, so a hold-and-release loop cannot grow Redis).
 
 local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) end
+
+-- Keys per train in KEYS.
+local PER_TRAIN = 12
 
 -- The PX arguments go to Redis as the texts they came as: Redis 7.0 formats
 -- a Lua number with printf's %.17g each time one is passed.
@@ -56,7 +60,7 @@ local function trains(width)
   local out, pos = {}, 7
   while pos <= #ARGV do
     local base, n = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
-    if base ~= 10 * #out + 1 or not n or n < 1 or base + 10 > #KEYS
+    if base ~= PER_TRAIN * #out + 1 or not n or n < 1 or base + PER_TRAIN > #KEYS
         or pos + 1 + n * width > #ARGV then
       return nil
     end
@@ -66,7 +70,9 @@ local function trains(width)
     local t = {stock = KEYS[base], capacity = KEYS[base + 1], sold = KEYS[base + 2],
                held_key = KEYS[base + 3], lock = KEYS[base + 4], reservations = KEYS[base + 5],
                holds = KEYS[base + 6], expiry = KEYS[base + 7], users = KEYS[base + 8],
-               ended = KEYS[base + 9], members = {}, stored_seats = {}, changed = {},
+               ended = KEYS[base + 9], stations = KEYS[base + 10], legs = KEYS[base + 11],
+               members = {}, stored_seats = {}, changed = {},
+               route = nil, stop = nil, nlegs = nil, free = nil, on = nil, dirty = nil,
                exists = nil, stock_n = nil, sold_n = nil, held_n = nil, stock_0 = nil,
                sold_0 = nil, held_0 = nil, mine = nil, locked = nil, lock_left = nil,
                found = nil, gone = nil, live = nil, confirmed = nil}
@@ -78,7 +84,7 @@ local function trains(width)
     out[#out + 1] = t
     pos = pos + 2 + n * width
   end
-  if #out == 0 or (AFTER ~= 0 and (AFTER ~= 10 * #out + 2 or AFTER > #KEYS)) then return nil end
+  if #out == 0 or (AFTER ~= 0 and (AFTER ~= PER_TRAIN * #out + 2 or AFTER > #KEYS)) then return nil end
   return out
 end
 
@@ -95,7 +101,7 @@ local function valid_user(u) return u == '' or string.match(u, '^".*"$') ~= nil 
 
 -- The KEYS index of the first idempotency record: past the trains' keys,
 -- the call's key and the followed call's key.
-local function first_record(ntrains) return 10 * ntrains + (AFTER > 0 and 3 or 2) end
+local function first_record(ntrains) return PER_TRAIN * ntrains + (AFTER > 0 and 3 or 2) end
 
 -- An idempotency record index: 0 (none) or a KEYS index from first_record on.
 local function valid_record(k, ntrains) return k == 0 or (k >= first_record(ntrains) and k <= #KEYS) end
@@ -125,36 +131,134 @@ local FENCED = 'FENCED the call this one follows has not run'
 -- re-send a call (the service: REQUEST_TIMEOUT_MS); `finish` removes it
 -- again when the call booked nothing, so such a call leaves nothing behind.
 local function first_run(ts)
-  return redis.call('SET', KEYS[10 * #ts + 1], '1', 'NX', 'PX', CALL_PX) ~= false
+  return redis.call('SET', KEYS[PER_TRAIN * #ts + 1], '1', 'NX', 'PX', CALL_PX) ~= false
 end
 
 -- For scripts that do not call first_run: keeps the call's key once the
 -- call changed something, so that a call following it finds it (follows).
 local function keep_call_key(ts)
-  redis.call('SET', KEYS[10 * #ts + 1], '1', 'PX', CALL_PX)
+  redis.call('SET', KEYS[PER_TRAIN * #ts + 1], '1', 'PX', CALL_PX)
 end
 
--- Reads every train's stock, sold and held in one MGET (before any write),
--- into t.stock_n, t.sold_n, t.held_n; t.exists false when its stock is
--- missing. Raises when an operator stored something that is not an integer.
+-- Journeys. A train with stations (`stations`: their names, a JSON array)
+-- keeps its seats per leg: leg k runs from station k to station k + 1
+-- (0-based), and `legs` holds free:k, sold:k and held:k. A journey from
+-- station a to station b occupies legs a .. b - 1; it fits when every one of
+-- them has the seats. `stock` is then the seats free over the whole route
+-- (the fewest free on any leg), and `sold` and `held` the seats of live
+-- reservations and holds whatever their journey, all kept in step here.
+-- A train without stations is one leg whose counter is `stock`, as ever.
+
+-- Reads a train's stations and leg counters (only trains with stations).
+local function load_legs(t, stations)
+  local ok, route = pcall(cjson.decode, stations)
+  if not ok or type(route) ~= 'table' or #route < 2 then error('the stations of a train are unreadable') end
+  local n = #route - 1
+  t.route, t.stop, t.nlegs = route, {}, n
+  for i, name in ipairs(route) do t.stop[name] = i - 1 end
+  local fields = {}
+  for k = 0, n - 1 do
+    fields[3 * k + 1], fields[3 * k + 2], fields[3 * k + 3] = 'free:' .. k, 'sold:' .. k, 'held:' .. k
+  end
+  local v = redis.call('HMGET', t.legs, unpack(fields))
+  t.free, t.on, t.dirty = {}, {sold = {}, held = {}}, {}
+  for k = 0, n - 1 do
+    t.free[k], t.on.sold[k], t.on.held[k] = int(v[3 * k + 1]), int(v[3 * k + 2] or '0'), int(v[3 * k + 3] or '0')
+    if not (t.free[k] and t.on.sold[k] and t.on.held[k]) then error('a leg counter is not an integer') end
+  end
+end
+
+-- The stations a, b of a journey from `from` to `to` (names; '' = the
+-- first and the last station). On a train without stations: 0, 1 when
+-- neither is named. nil and why when there is none: 1 an unknown station,
+-- 2 `from` not before `to`, 3 stations named on a train without any.
+local function journey(t, from, to)
+  if not t.route then
+    if from ~= '' or to ~= '' then return nil, 3 end
+    return 0, 1
+  end
+  local a, b = t.stop[from], t.stop[to]
+  if from == '' then a = 0 end
+  if to == '' then b = t.nlegs end
+  if not a or not b then return nil, 1 end
+  if a >= b then return nil, 2 end
+  return a, b
+end
+
+-- Seats free on every leg of a journey (stations a to b).
+local function room(t, a, b)
+  if not t.route then return t.stock_n end
+  local m = t.free[a]
+  for k = a + 1, b - 1 do if t.free[k] < m then m = t.free[k] end end
+  return m
+end
+
+-- Moves n seats of a journey's legs between free, sold and held (`from`
+-- and `to` each one of those names), and the totals with them.
+local TOTAL = {sold = 'sold_n', held = 'held_n'}
+local function move(t, a, b, n, from, to)
+  if TOTAL[from] then t[TOTAL[from]] = t[TOTAL[from]] - n end
+  if TOTAL[to] then t[TOTAL[to]] = t[TOTAL[to]] + n end
+  if not t.route then
+    if from == 'free' then t.stock_n = t.stock_n - n elseif to == 'free' then t.stock_n = t.stock_n + n end
+    return
+  end
+  local src = from == 'free' and t.free or t.on[from]
+  local dst = to == 'free' and t.free or t.on[to]
+  for k = a, b - 1 do
+    src[k], dst[k], t.dirty[k] = src[k] - n, dst[k] + n, true
+  end
+  if from == 'free' or to == 'free' then t.stock_n = room(t, 0, t.nlegs) end
+end
+
+-- A station's name as JSON (for records and answers).
+local function station(t, i) return cjson.encode(t.route[i + 1]) end
+
+-- What an answer about a journey adds (a JSON object's fields, '' on a
+-- train without stations): from and to; with `short` (seats asked), the
+-- legs that lack them.
+local function journey_fields(t, a, b, short)
+  if not t.route then return '' end
+  local out = '{"from":' .. station(t, a) .. ',"to":' .. station(t, b)
+  if short then
+    local full = {}
+    for k = a, b - 1 do
+      if t.free[k] < short then
+        full[#full + 1] = '{"from":' .. station(t, k) .. ',"to":' .. station(t, k + 1) ..
+          ',"remaining":' .. string.format('%d', t.free[k]) .. '}'
+      end
+    end
+    out = out .. ',"full_legs":[' .. table.concat(full, ',') .. ']'
+  end
+  return out .. '}'
+end
+
+-- Reads every train's stock, sold, held and stations in one MGET (before
+-- any write), into t.stock_n, t.sold_n, t.held_n (and, for trains with
+-- stations, their legs); t.exists false when its stock is missing. Raises
+-- when an operator stored something that is not an integer.
 local function counters(ts)
   local keys = {}
-  for i, t in ipairs(ts) do keys[3 * i - 2], keys[3 * i - 1], keys[3 * i] = t.stock, t.sold, t.held_key end
+  for i, t in ipairs(ts) do
+    keys[4 * i - 3], keys[4 * i - 2], keys[4 * i - 1], keys[4 * i] = t.stock, t.sold, t.held_key, t.stations
+  end
   local v = redis.call('MGET', unpack(keys))
   for i, t in ipairs(ts) do
-    t.exists = v[3 * i - 2] ~= false
+    t.exists = v[4 * i - 3] ~= false
     if t.exists then
-      t.stock_n, t.sold_n, t.held_n = int(v[3 * i - 2]), int(v[3 * i - 1] or '0'), int(v[3 * i] or '0')
+      t.stock_n, t.sold_n, t.held_n = int(v[4 * i - 3]), int(v[4 * i - 2] or '0'), int(v[4 * i - 1] or '0')
       if not (t.stock_n and t.sold_n and t.held_n) then
         error('stock, sold or held of a train is not an integer')
       end
       t.stock_0, t.sold_0, t.held_0 = t.stock_n, t.sold_n, t.held_n
+      if v[4 * i] then load_legs(t, v[4 * i]) end
     end
   end
 end
 
 -- Writes back the counters that changed, all trains in one MSET (as text
--- formatted here: an integer format is cheaper than Redis's %.17g).
+-- formatted here: an integer format is cheaper than Redis's %.17g), and
+-- each train's changed legs in one HSET.
 local function write_counters(ts)
   local kv, n = {}, 0
   local function put(key, v) kv[n + 1], kv[n + 2] = key, string.format('%d', v); n = n + 2 end
@@ -163,6 +267,16 @@ local function write_counters(ts)
       if t.stock_n ~= t.stock_0 then put(t.stock, t.stock_n) end
       if t.sold_n ~= t.sold_0 then put(t.sold, t.sold_n) end
       if t.held_n ~= t.held_0 then put(t.held_key, t.held_n) end
+      if t.dirty and next(t.dirty) then
+        local fields = {}
+        for k in pairs(t.dirty) do
+          fields[#fields + 1] = 'free:' .. k; fields[#fields + 1] = string.format('%d', t.free[k])
+          fields[#fields + 1] = 'sold:' .. k; fields[#fields + 1] = string.format('%d', t.on.sold[k])
+          fields[#fields + 1] = 'held:' .. k; fields[#fields + 1] = string.format('%d', t.on.held[k])
+        end
+        redis.call('HSET', t.legs, unpack(fields))
+        t.dirty = {}
+      end
     end
   end
   if #kv > 0 then redis.call('MSET', unpack(kv)) end
@@ -237,14 +351,24 @@ end
 
 -- A hold or reservation record: user ('' when anonymous, else its JSON
 -- literal), seats, and expires_at_ms (holds) or created_at_ms (numbers, or
--- their plain text).
+-- their plain text); on a train with stations also the journey's stations
+-- a and b (the record names them as from, to and, for the scripts,
+-- "stops":[a,b] right before the time); 0, 1 on a train without.
 local function parse(rec)
-  local user, seats, at = string.match(rec, '^{"user_id":(.-),"seats":(%d+),"[a-z_]+":(%d+)}$')
+  local user, seats, at = string.match(rec, '^{"user_id":(.-),"seats":(%d+),.-"[a-z_]+":(%d+)}$')
   if not user then error('unreadable record ' .. rec) end
-  return (user == 'null' and '' or user), tonumber(seats), tonumber(at)
+  local a, b = string.match(rec, '"stops":%[(%d+),(%d+)%],"[a-z_]+":%d+}$')
+  user = user == 'null' and '' or user
+  if a then return user, tonumber(seats), tonumber(at), tonumber(a), tonumber(b) end
+  return user, tonumber(seats), tonumber(at), 0, 1
 end
-local function record(user, seats, field, at)
-  return '{"user_id":' .. (user == '' and 'null' or user) .. ',"seats":' .. seats ..
+local function record(t, user, seats, a, b, field, at)
+  local trip = ''
+  if t.route then
+    trip = ',"from":' .. station(t, a) .. ',"to":' .. station(t, b) ..
+      ',"stops":[' .. a .. ',' .. b .. ']'
+  end
+  return '{"user_id":' .. (user == '' and 'null' or user) .. ',"seats":' .. seats .. trip ..
     ',"' .. field .. '":' .. at .. '}'
 end
 
@@ -270,18 +394,17 @@ local function reclaim(t)
   local ids = redis.call('ZRANGE', t.expiry, '-inf', now(), 'BYSCORE', 'LIMIT', 0, RECLAIM)
   if #ids == 0 then return end
   local recs = redis.call('HMGET', t.holds, unpack(ids))
-  local seats, ended = 0, {}
+  local ended = {}
   for i, id in ipairs(ids) do
     if recs[i] then
-      local user, n, expires = parse(recs[i])
-      seats = seats + n
+      local user, n, expires, a, b = parse(recs[i])
+      move(t, a, b, n, 'held', 'free')
       charge(t, user, -n)
       ended[#ended + 1] = expires + MEMORY; ended[#ended + 1] = 'expired:' .. id
     end
   end
   redis.call('HDEL', t.holds, unpack(ids))
   redis.call('ZREM', t.expiry, unpack(ids))
-  t.stock_n, t.held_n = t.stock_n + seats, t.held_n - seats
   if #ended > 0 then remember(t, ended) end
 end
 
@@ -299,7 +422,7 @@ end
 -- (one MSET), the per-user counts, the locks released; and, when
 -- `booked_nothing` (a first run that decided nothing), the call's key removed.
 local function finish(ts, booked_nothing)
-  if booked_nothing then redis.call('DEL', KEYS[10 * #ts + 1]) end
+  if booked_nothing then redis.call('DEL', KEYS[PER_TRAIN * #ts + 1]) end
   write_counters(ts)
   for _, t in ipairs(ts) do flush_users(t) end
   unlock(ts)

@@ -10,20 +10,26 @@
 -- expires when its TAT is past (its bucket full again): an idle client costs
 -- nothing, and the key never needs trimming.
 --
+-- The service leases a client's allowance in chunks (src/rate_limit.rs):
+-- a member asks for up to `want` requests and gets as many as the bucket
+-- allows now, each counted as made.
+--
 -- KEYS: one per client in the call (`PREFIX:rate:{CLIENT}`).
 -- ARGV: 1 interval between requests, in microseconds (1e6 / RATE)
 --   2 burst (requests allowed at once, 2 x RATE)
---   then one per request, in arrival order: the KEYS index of its client.
--- Reply, one per request: 0 allowed, else ms until it would be (at least 1).
+--   then two per member, in arrival order: the KEYS index of its client,
+--   and how many requests it asks for (1 or more).
+-- Reply, two per member: requests granted (0 = none), and when none, ms
+-- until one would be (at least 1; else 0).
 
 local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
-if not interval or interval <= 0 or not burst or burst < 1 or #ARGV < 3 then
+if not interval or interval <= 0 or not burst or burst < 1 or #ARGV < 4 or #ARGV % 2 ~= 0 then
   return redis.error_reply('ERR rate.lua: bad arguments')
 end
-for i = 3, #ARGV do
-  local k = tonumber(ARGV[i])
-  if not k or k < 1 or k > #KEYS or k % 1 ~= 0 then
-    return redis.error_reply('ERR rate.lua: bad key index ' .. i)
+for i = 3, #ARGV, 2 do
+  local k, want = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  if not k or k < 1 or k > #KEYS or k % 1 ~= 0 or not want or want < 1 or want % 1 ~= 0 then
+    return redis.error_reply('ERR rate.lua: bad member ' .. i)
   end
 end
 
@@ -36,14 +42,17 @@ local tats, changed = redis.call('MGET', unpack(KEYS)), {}
 for k = 1, #KEYS do tats[k] = math.max(tonumber(tats[k]) or now, now) end
 
 local out = {}
-for i = 3, #ARGV do
-  local k = tonumber(ARGV[i])
-  local next_tat = tats[k] + interval
-  if next_tat - now <= tolerance then
-    tats[k], changed[k] = next_tat, true
-    out[#out + 1] = 0
+for i = 3, #ARGV, 2 do
+  local k, want = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  -- Requests that fit before the TAT runs past the tolerance.
+  local room = math.floor((now + tolerance - tats[k]) / interval)
+  local granted = math.max(0, math.min(want, room))
+  if granted > 0 then
+    tats[k], changed[k] = tats[k] + granted * interval, true
+    out[#out + 1] = granted; out[#out + 1] = 0
   else
-    out[#out + 1] = math.max(1, math.ceil((next_tat - now - tolerance) / 1000))
+    out[#out + 1] = 0
+    out[#out + 1] = math.max(1, math.ceil((tats[k] + interval - now - tolerance) / 1000))
   end
 end
 

@@ -29,13 +29,13 @@ if not rec then
   if redis.call('ZSCORE', t.ended, 'expired:' .. id) then return answer(410, 0) end
   return answer(404, 0)
 end
-local user, seats, expires = parse(rec)
+local user, seats, expires, a, b = parse(rec)
 if caller ~= '' and user ~= caller then return answer(403, 0) end
 if expires <= now() then return answer(410, 0) end
 
 redis.call('HDEL', t.holds, id)
 redis.call('ZREM', t.expiry, id)
-t.held_n, t.stock_n = t.held_n - seats, t.stock_n + seats
+move(t, a, b, seats, 'held', 'free')
 charge(t, user, -seats)
 remember(t, {forget_ended(), 'released:' .. id})
 return answer(200, seats)

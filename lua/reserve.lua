@@ -4,15 +4,18 @@
 -- (group commit): one call, one fsync for all of them, a lock per train.
 -- Runs after prelude.lua (KEYS, ARGV layout).
 --
--- Members, 5 fields each: reservation id (a fresh UUID: a first run of a
+-- Members, 7 fields each: reservation id (a fresh UUID: a first run of a
 -- call does not look it up, see first_run), seats (1..10), user
 -- ('' or a JSON string), idempotency record (its index in KEYS, 0 = none),
--- request fingerprint
--- Reply, 4 per member in the order sent: status, reservation id, n, replayed
---   200 booked, n = seats left     400 sold out, n = seats left
+-- request fingerprint, from and to (station names; '' = the first, the last)
+-- Reply, 5 per member in the order sent: status, reservation id, n,
+-- replayed, journey (fields the answer adds, a JSON object, '' if none)
+--   200 booked, n = seats left for the journey   400 sold out, n = the same
 --   409 over the per-user limit, n = seats the user already has
 --   429 the train's lock is held by someone else, n = ms until it frees
---   404 no such train              422 idempotency key reused for another request
+--   404 no such train
+--   422 n = 0: idempotency key reused for another request; n = 1, 2, 3:
+--   not a journey of this train (see `journey` in prelude.lua)
 --   replayed = 1 when the answer is the stored decision of an earlier request.
 --
 -- Running the same call twice (a client library's retry) books nothing
@@ -20,7 +23,7 @@
 -- re-sent call finds each id it booked in `reservations`, or in `ended`
 -- (`cancelled:ID`) once cancelled.
 
-local ts = trains(5)
+local ts = trains(7)
 if not ts then return redis.error_reply('ERR reserve.lua: bad arguments') end
 for _, t in ipairs(ts) do
   for i, r in ipairs(t.members) do
@@ -52,23 +55,28 @@ for _, t in ipairs(ts) do
 end
 
 local out, n_out, booked = {}, 0, false
-local function answer(status, id, n, replayed)
-  out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4] = status, id, n, replayed
-  n_out = n_out + 4
+local function answer(status, id, n, replayed, trip)
+  out[n_out + 1], out[n_out + 2], out[n_out + 3], out[n_out + 4], out[n_out + 5] =
+    status, id, n, replayed, trip or ''
+  n_out = n_out + 5
 end
 
 for _, t in ipairs(ts) do
   local fields, decided = {}, {}
   for i, r in ipairs(t.members) do
     local rec = r.idem > 0 and records[r.idem]
+    local a, b = nil, nil
+    if t.exists then a, b = journey(t, r[6], r[7]) end
     if not t.exists then
       answer(404, r[1], 0, 0)
+    elseif not a then
+      answer(422, r[1], b, 0)
     elseif rec then
       if rec.fp ~= r[5] then answer(422, r[1], 0, 0)
       -- The same id is this very request, re-sent after a reconnect: not a replay.
-      else answer(rec.status, rec.id, rec.n, rec.id == r[1] and 0 or 1) end
+      else answer(rec.status, rec.id, rec.n, rec.id == r[1] and 0 or 1, rec.x) end
     elseif t.found[i] or t.gone[i] then
-      answer(200, r[1], t.stock_n, 0)
+      answer(200, r[1], room(t, a, b), 0, journey_fields(t, a, b))
     else
       if t.locked == nil then
         t.lock_left = lock(t)
@@ -79,21 +87,21 @@ for _, t in ipairs(ts) do
         answer(429, r[1], t.lock_left, 0)
       elseif LIMIT > 0 and r[3] ~= '' and seats_of(t, r[3]) + r.seats > LIMIT then
         answer(409, r[1], seats_of(t, r[3]), 0)
-      else
-        local status = 400
-        if t.stock_n >= r.seats then
-          status = 200
-          t.stock_n, t.sold_n = t.stock_n - r.seats, t.sold_n + r.seats
-          charge(t, r[3], r.seats)
-          fields[#fields + 1] = r[1]
-          fields[#fields + 1] = record(r[3], r[2], 'created_at_ms', stamp())
-        end
-        answer(status, r[1], t.stock_n, 0)
+      elseif room(t, a, b) >= r.seats then
+        move(t, a, b, r.seats, 'free', 'sold')
+        charge(t, r[3], r.seats)
+        fields[#fields + 1] = r[1]
+        fields[#fields + 1] = record(t, r[3], r[2], a, b, 'created_at_ms', stamp())
+        local left, trip = room(t, a, b), journey_fields(t, a, b)
+        answer(200, r[1], left, 0, trip)
         -- Only a booking is stored: a refusal leaves nothing (decided afresh).
-        if r.idem > 0 and status == 200 then
-          records[r.idem] = {status = status, id = r[1], n = t.stock_n, fp = r[5]}
+        if r.idem > 0 then
+          records[r.idem] = {status = 200, id = r[1], n = left, fp = r[5], x = trip}
           decided[#decided + 1] = r.idem
         end
+      else
+        -- Sold out for this journey; a shorter one behind it may still fit.
+        answer(400, r[1], room(t, a, b), 0, journey_fields(t, a, b, r.seats))
       end
     end
   end

@@ -173,6 +173,18 @@ if [[ "$checkout_status" -ne 0 ]]; then
 fi
 
 # Independent check of the final state, without Locust.
+journey_status=0
+(
+    cd "$tmp"
+    echo "locust smoke: random journeys on a train with six stations, 50 users for 6s"
+    LOCUST_TRAIN="$train" LOCUST_STOCK=30 ADMIN_TOKEN="$admin_token" \
+        timeout -k 10 120 "$venv/bin/locust" -f "$locustfile" --headless \
+        -u 50 -r 50 -t 6s --stop-timeout 5 --host "$base" --only-summary JourneyUser
+) || journey_status=$?
+if [[ "$journey_status" -ne 0 ]]; then
+    fail "locust (JourneyUser) exited with status $journey_status"
+fi
+
 state="$(curl -fsS --max-time 5 "$base/trains/$train")" || fail "GET $base/trains/$train failed"
 echo "locust smoke: final state $state"
 if ! STATE="$state" SEATS="$seats" python3 - <<'EOF'

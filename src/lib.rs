@@ -10,6 +10,7 @@
 //! - [`connection`]: a connection's read deadline and header limit;
 //! - [`api`]: the routing table, and one module of handlers per resource;
 //! - [`identity`]: who is buying, from a verified JWT;
+//! - [`rate_limit`]: RATE_LIMIT_PER_CLIENT, leased from Redis in chunks;
 //! - [`request`]: parsing and validating what clients send;
 //! - [`respond`]: the JSON responses and error bodies;
 //! - [`batch`]: group commit, many queued requests in one script call;
@@ -31,6 +32,7 @@ pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod probe;
+pub mod rate_limit;
 pub mod request;
 pub mod respond;
 pub mod server;

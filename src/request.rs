@@ -18,6 +18,10 @@ pub const MAX_CAPACITY: u64 = 1_000_000_000;
 pub const MAX_USER_ID: usize = 128;
 /// The `ttl_ms` a hold may ask for (and the range of HOLD_TTL_MS).
 pub const HOLD_TTL_MS: std::ops::RangeInclusive<u64> = 1_000..=900_000;
+/// Stations a train may have.
+pub const STATIONS: std::ops::RangeInclusive<usize> = 2..=50;
+/// Longest station name, in characters.
+pub const MAX_STATION: usize = 64;
 
 /// `[A-Za-z0-9_.-]{1,64}`: the ids that can become part of a key.
 pub fn valid_train_id(id: &str) -> bool {
@@ -33,6 +37,7 @@ pub struct Reserve {
     pub train_id: String,
     pub user_id: Option<String>,
     pub seats: u8,
+    pub journey: Journey,
 }
 
 impl Reserve {
@@ -40,7 +45,56 @@ impl Reserve {
     /// different fingerprint is a client bug (422), not a replay.
     pub fn fingerprint(&self) -> String {
         let user = self.user_id.as_deref().unwrap_or("");
-        format!("{}|{}|{}", self.train_id, self.seats, user)
+        format!(
+            "{}|{}|{}{}",
+            self.train_id,
+            self.seats,
+            user,
+            self.journey.fingerprint()
+        )
+    }
+}
+
+/// The stations a request names (`None`: the first, the last). Whether the
+/// train has them is the script's to say (422 `invalid_journey`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Journey {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl Journey {
+    /// Checks the names' shape (the same rule as a train's stations).
+    fn new(from: Option<String>, to: Option<String>) -> Result<Journey, String> {
+        for (field, name) in [("from", &from), ("to", &to)] {
+            if let Some(name) = name {
+                station_name(name).map_err(|why| format!("{field}: {why}"))?;
+            }
+        }
+        Ok(Journey { from, to })
+    }
+
+    /// What it adds to a request's fingerprint ('' when it names no station,
+    /// so fingerprints of requests without stations are what they were).
+    fn fingerprint(&self) -> String {
+        if self.from.is_none() && self.to.is_none() {
+            return String::new();
+        }
+        let name = |n: &Option<String>| serde_json::to_string(n).unwrap_or_default();
+        format!("|{}|{}", name(&self.from), name(&self.to))
+    }
+}
+
+/// A station name: 1 to `MAX_STATION` characters, no control characters.
+fn station_name(name: &str) -> Result<(), String> {
+    let ok =
+        (1..=MAX_STATION).contains(&name.chars().count()) && !name.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "a station name is 1 to {MAX_STATION} characters, without control characters"
+        ))
     }
 }
 
@@ -70,6 +124,13 @@ pub struct ReserveBody {
     #[schema(minimum = 1, maximum = 10, example = 1)]
     #[serde(default, deserialize_with = "whole::optional")]
     seats: Option<u64>,
+    /// Where the journey starts, on a train with stations; absent: its first
+    /// station. Unknown, or on a train without stations: 422 `invalid_journey`.
+    #[schema(min_length = 1, max_length = 64, example = "Paris")]
+    from: Option<String>,
+    /// Where the journey ends (after `from`); absent: the last station.
+    #[schema(min_length = 1, max_length = 64, example = "Lyon")]
+    to: Option<String>,
 }
 
 /// Parses a `POST /reserve` body (empty means all defaults).
@@ -79,6 +140,8 @@ pub fn parse_reserve(body: &[u8], default_train: &str) -> Result<Reserve, String
             train_id: None,
             user_id: None,
             seats: None,
+            from: None,
+            to: None,
         }
     } else {
         parse_json(body)?
@@ -91,6 +154,7 @@ pub fn parse_reserve(body: &[u8], default_train: &str) -> Result<Reserve, String
         train_id,
         seats: seats(parsed.seats)?,
         user_id: user_id(parsed.user_id)?,
+        journey: Journey::new(parsed.from, parsed.to)?,
     })
 }
 
@@ -123,13 +187,18 @@ pub struct Hold {
     pub user_id: Option<String>,
     pub seats: u8,
     pub ttl_ms: u64,
+    pub journey: Journey,
 }
 
 impl Hold {
     /// As `Reserve::fingerprint`; a hold never matches a reservation's key.
     pub fn fingerprint(&self, train_id: &str) -> String {
         let user = self.user_id.as_deref().unwrap_or("");
-        format!("hold|{train_id}|{}|{}|{user}", self.seats, self.ttl_ms)
+        let journey = self.journey.fingerprint();
+        format!(
+            "hold|{train_id}|{}|{}|{user}{journey}",
+            self.seats, self.ttl_ms
+        )
     }
 }
 
@@ -154,6 +223,12 @@ pub struct HoldBody {
     #[schema(minimum = 1000, maximum = 900000, example = 60000)]
     #[serde(default, deserialize_with = "whole::optional")]
     ttl_ms: Option<u64>,
+    /// Where the journey starts, as for `POST /reserve`.
+    #[schema(min_length = 1, max_length = 64, example = "Paris")]
+    from: Option<String>,
+    /// Where the journey ends, as for `POST /reserve`.
+    #[schema(min_length = 1, max_length = 64, example = "Lyon")]
+    to: Option<String>,
 }
 
 /// Parses a `POST /trains/{id}/holds` body (empty means all defaults).
@@ -163,6 +238,8 @@ pub fn parse_hold(body: &[u8], default_ttl_ms: u64) -> Result<Hold, String> {
             user_id: None,
             seats: None,
             ttl_ms: None,
+            from: None,
+            to: None,
         }
     } else {
         parse_json(body)?
@@ -179,6 +256,7 @@ pub fn parse_hold(body: &[u8], default_ttl_ms: u64) -> Result<Hold, String> {
         seats: seats(parsed.seats)?,
         user_id: user_id(parsed.user_id)?,
         ttl_ms,
+        journey: Journey::new(parsed.from, parsed.to)?,
     })
 }
 
@@ -191,7 +269,7 @@ pub fn parse_id(raw: &str, what: &str) -> Result<String, String> {
 }
 
 /// The body of `PUT /trains/{id}`. Unknown fields are refused (422).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = PutTrainRequest)]
 pub struct PutTrain {
@@ -199,9 +277,15 @@ pub struct PutTrain {
     #[schema(minimum = 0, maximum = 1000000000, example = 300)]
     #[serde(deserialize_with = "whole::required")]
     pub capacity: u64,
-    /// `true`: reset an existing train (its sales and holds are cleared).
+    /// `true`: reset an existing train (its sales and holds are cleared;
+    /// `stations` replace its stations, or remove them when absent).
     #[serde(default)]
     pub reset: bool,
+    /// The stations the train calls at, in order: 2 to 50 distinct names of
+    /// 1 to 64 characters, no control characters. A seat is then sold per
+    /// leg (between two consecutive stations). Absent: one leg, no stations.
+    #[schema(min_items = 2, max_items = 50, example = json!(["Paris", "Dijon", "Lyon", "Avignon", "Marseille"]))]
+    pub stations: Option<Vec<String>>,
 }
 
 pub fn parse_put_train(body: &[u8]) -> Result<PutTrain, String> {
@@ -213,6 +297,21 @@ pub fn parse_put_train(body: &[u8]) -> Result<PutTrain, String> {
         return Err(format!(
             "capacity must be an integer from 0 to {MAX_CAPACITY}"
         ));
+    }
+    if let Some(stations) = &put.stations {
+        if !STATIONS.contains(&stations.len()) {
+            return Err(format!(
+                "stations must list {} to {} stations",
+                STATIONS.start(),
+                STATIONS.end()
+            ));
+        }
+        for (at, name) in stations.iter().enumerate() {
+            station_name(name).map_err(|why| format!("stations[{at}]: {why}"))?;
+            if stations[..at].contains(name) {
+                return Err(format!("stations[{at}]: {name:?} is listed twice"));
+            }
+        }
     }
     Ok(put)
 }
@@ -348,8 +447,19 @@ mod tests {
     fn reserve_defaults_and_limits() {
         let r = parse_reserve(b"", "default").expect("empty body is valid");
         assert_eq!(
-            (r.train_id.as_str(), r.seats, r.user_id),
-            ("default", 1, None)
+            (r.train_id.as_str(), r.seats, r.user_id, r.journey.clone()),
+            ("default", 1, None, Journey::default())
+        );
+        let r = parse_reserve(br#"{"from":"Z\u00fcrich HB","to":"Lyon"}"#, "d").expect("valid");
+        assert_eq!(r.journey.from.as_deref(), Some("Zürich HB"));
+        // Naming no station leaves the fingerprint as it was before journeys.
+        assert_eq!(
+            parse_reserve(b"", "d").expect("valid").fingerprint(),
+            "d|1|"
+        );
+        assert_ne!(
+            r.fingerprint(),
+            parse_reserve(b"", "d").expect("valid").fingerprint()
         );
         let r =
             parse_reserve(br#"{"train_id":"t-1","user_id":"u","seats":10}"#, "d").expect("valid");
@@ -371,6 +481,9 @@ mod tests {
             br#"{"train_id":""}"#,
             br#"{"train_id":7}"#,
             br#"{"user_id":""}"#,
+            br#"{"from":""}"#,
+            br#"{"to":"a\u0007b"}"#,
+            br#"{"from":7}"#,
             br#"{"extra":1}"#,
             br#"[1]"#,
             br#"[null, null]"#,
@@ -464,11 +577,25 @@ mod tests {
             parse_put_train(br#"{"capacity":5}"#),
             Ok(PutTrain {
                 capacity: 5,
-                reset: false
+                reset: false,
+                stations: None,
             })
         );
+        let put = parse_put_train(br#"{"capacity":5,"stations":["A","Z\u00fcrich HB"]}"#);
+        assert_eq!(
+            put.map(|p| p.stations),
+            Ok(Some(vec!["A".to_owned(), "Zürich HB".to_owned()]))
+        );
+        let fifty: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
+        let body = serde_json::json!({"capacity": 1, "stations": fifty}).to_string();
+        assert!(parse_put_train(body.as_bytes()).is_ok());
         assert!(parse_put_train(br#"{"capacity":5,"reset":true}"#).is_ok_and(|p| p.reset));
         assert!(parse_put_train(br#"{"capacity":0.0}"#).is_ok_and(|p| p.capacity == 0));
+        let long = serde_json::json!({"capacity": 1, "stations": ["A", "x".repeat(65)]});
+        assert!(parse_put_train(long.to_string().as_bytes()).is_err());
+        let many: Vec<String> = (0..51).map(|i| format!("s{i}")).collect();
+        let many = serde_json::json!({"capacity": 1, "stations": many});
+        assert!(parse_put_train(many.to_string().as_bytes()).is_err());
         for bad in [
             &b""[..],
             br#"{}"#,
@@ -477,6 +604,14 @@ mod tests {
             br#"{"capacity":1,"x":1}"#,
             br#"{"capacity":1000000001}"#,
             br#"{"capacity":1,"reset":"yes"}"#,
+            br#"{"capacity":1,"stations":["A"]}"#,
+            br#"{"capacity":1,"stations":[]}"#,
+            br#"{"capacity":1,"stations":["A","A"]}"#,
+            br#"{"capacity":1,"stations":["A",""]}"#,
+            br#"{"capacity":1,"stations":["A","B\nC"]}"#,
+            br#"{"capacity":1,"stations":"A,B"}"#,
+            br#"{"capacity":1,"stations":["A",2]}"#,
+            br#"{"capacity":1,"stations":null,"x":1}"#,
         ] {
             assert!(
                 parse_put_train(bad).is_err(),

@@ -26,6 +26,7 @@ pub type Reply = Response<Full<Bytes>>;
 pub struct ErrorBody {
     /// Machine-readable code: `sold_out`, `locked`, `unknown_train`,
     /// `unknown_hold`, `unknown_reservation`, `hold_expired`, `limit_reached`,
+    /// `invalid_journey`,
     /// `already_confirmed`, `exists`, `invalid_request`, `idempotency_mismatch`,
     /// `body_too_large`, `headers_too_large`, `request_timeout`, `rate_limited`,
     /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
@@ -48,6 +49,20 @@ pub struct ErrorBody {
     /// With `limit_reached`: the seats this user already had there.
     #[schema(nullable = false)]
     pub used: Option<i64>,
+    /// With `sold_out` on a train with stations: the legs of the journey
+    /// that lack the seats asked.
+    #[schema(nullable = false)]
+    pub full_legs: Option<Vec<FullLeg>>,
+}
+
+/// A leg of a journey without enough seats (in a `sold_out` answer).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FullLeg {
+    pub from: String,
+    pub to: String,
+    /// Seats free on this leg.
+    pub remaining: i64,
 }
 
 /// A JSON response with the given status.

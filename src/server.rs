@@ -139,7 +139,7 @@ async fn prepare(app: &App) -> Result<(), String> {
     let config = &app.config;
     match app
         .store
-        .put_train(&config.default_train, config.default_stock, false)
+        .put_train(&config.default_train, config.default_stock, false, None)
         .await
     {
         Ok((201, _)) => {

@@ -7,11 +7,15 @@ mod common;
 use common::Harness;
 use fred::types::Value;
 use serde_json::json;
-use train_reservation::store::scripts::RESERVE;
+use train_reservation::store::scripts::{RESERVE, TRAIN_KEYS};
 
 /// One reservation as `reserve.lua` takes it: id, seats, user ('' or a JSON string),
 /// idempotency record index (0 = none), fingerprint.
 type Member<'a> = (&'a str, u8, &'a str, usize, &'a str);
+
+/// The KEYS index of a one-train call's first idempotency record (after the
+/// train's keys and the call's own key).
+const FIRST_RECORD: usize = TRAIN_KEYS.len() + 2;
 
 /// Calls reserve.lua directly with a batch for one train (its idempotency
 /// records named by `idem_keys`); returns (status, n, replayed) each.
@@ -212,7 +216,7 @@ async fn a_foreign_lock_refuses_the_whole_batch() {
         &h,
         "locked",
         &["k"],
-        &[("a", 1, "", 0, ""), ("b", 1, "", 12, "fp")],
+        &[("a", 1, "", 0, ""), ("b", 1, "", FIRST_RECORD, "fp")],
     )
     .await
     .expect("script");
@@ -238,9 +242,9 @@ async fn one_key_twice_in_a_batch_books_once() {
         "dup",
         &["k"],
         &[
-            ("a", 2, r#""u""#, 12, "fp"),
-            ("b", 2, r#""u""#, 12, "fp"),
-            ("c", 1, r#""u""#, 12, "other"),
+            ("a", 2, r#""u""#, FIRST_RECORD, "fp"),
+            ("b", 2, r#""u""#, FIRST_RECORD, "fp"),
+            ("c", 1, r#""u""#, FIRST_RECORD, "other"),
         ],
     )
     .await
@@ -276,7 +280,7 @@ async fn a_bad_member_fails_the_batch_before_any_write() {
         &h,
         "bad",
         &["k"],
-        &[("a", 1, "", 0, ""), ("b", 1, "", 12, "fp")],
+        &[("a", 1, "", 0, ""), ("b", 1, "", FIRST_RECORD, "fp")],
     )
     .await;
     assert!(result.is_err(), "{result:?}");
@@ -299,7 +303,7 @@ async fn a_wrong_typed_reservations_key_leaves_no_record_of_a_booking() {
         vec!["train:{typo}:reservations".into(), "oops".into()],
     )
     .await;
-    let result = call(&h, "typo", &["k"], &[("a", 1, "", 12, "fp")]).await;
+    let result = call(&h, "typo", &["k"], &[("a", 1, "", FIRST_RECORD, "fp")]).await;
     assert!(result.is_err(), "{result:?}");
     let counters = h
         .cmd(
@@ -358,7 +362,7 @@ async fn call_trains(
 ) -> Result<Vec<(i64, i64, i64)>, String> {
     let mut args = vec![
         RESERVE.to_owned(),
-        (10 * trains.len() + 1 + idem_keys.len()).to_string(),
+        (TRAIN_KEYS.len() * trains.len() + 1 + idem_keys.len()).to_string(),
     ];
     for (train, _) in trains {
         args.extend(
@@ -376,7 +380,10 @@ async fn call_trains(
     );
     args.extend(["multi-token", "3000", "86400000", "0", "60000", "0"].map(String::from));
     for (n, (_, members)) in trains.iter().enumerate() {
-        args.extend([(10 * n + 1).to_string(), members.len().to_string()]);
+        args.extend([
+            (TRAIN_KEYS.len() * n + 1).to_string(),
+            members.len().to_string(),
+        ]);
         for (id, seats, user, idem, fp) in members {
             args.extend([
                 id.to_string(),
@@ -384,6 +391,9 @@ async fn call_trains(
                 user.to_string(),
                 idem.to_string(),
                 fp.to_string(),
+                // from, to: the whole route.
+                String::new(),
+                String::new(),
             ]);
         }
     }
@@ -392,7 +402,7 @@ async fn call_trains(
         return Err(format!("unexpected reply {reply:?}"));
     };
     Ok(items
-        .chunks(4)
+        .chunks(5)
         .map(|c| {
             (
                 c[0].as_i64().unwrap_or(-1),
@@ -536,7 +546,7 @@ async fn a_call_key_stays_only_when_the_call_booked() {
 /// reserve.lua for one member on train `fenced`, as a call that follows the
 /// call `after` (its key is passed, and its index in ARGV[7]).
 async fn call_after(h: &Harness, after: &str, id: &str) -> Result<Value, String> {
-    let mut args = vec![RESERVE.to_owned(), "12".to_owned()];
+    let mut args = vec![RESERVE.to_owned(), (TRAIN_KEYS.len() + 2).to_string()];
     args.extend(
         train_reservation::store::scripts::TRAIN_KEYS
             .iter()
@@ -544,8 +554,9 @@ async fn call_after(h: &Harness, after: &str, id: &str) -> Result<Value, String>
     );
     args.push(format!("train:{{fenced}}:call:tok-{id}"));
     args.push(format!("train:{{fenced}}:call:{after}"));
-    args.extend(["tok", "3000", "86400000", "0", "60000", "12"].map(String::from));
-    args.extend(["1", "1", id, "1", "", "0", ""].map(String::from));
+    let after = (TRAIN_KEYS.len() + 2).to_string();
+    args.extend(["tok", "3000", "86400000", "0", "60000", &after].map(String::from));
+    args.extend(["1", "1", id, "1", "", "0", "", "", ""].map(String::from));
     h.cmd_result("EVAL", args).await
 }
 

@@ -326,3 +326,60 @@ async fn readyz_checks_and_reloads_every_primary() {
     cluster.wait_healthy();
     h.wait_ready().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journeys_sell_per_leg_on_trains_of_every_primary() {
+    let cluster = Cluster::start(false);
+    let h = Harness::start_on(&cluster.url(), |_| {}).await;
+    let trains = trains_on_every_primary(&cluster, "leg", 12);
+    for train in &trains {
+        let (status, _, body) = h
+            .call(
+                Method::PUT,
+                &format!("/trains/{train}"),
+                Some(json!({"capacity": 2, "stations": ["A", "B", "C"]})),
+                Some(common::ADMIN_TOKEN),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // On each train: four A->B and four B->C for two seats a leg, at once.
+    let mut requests = Vec::new();
+    for train in &trains {
+        for (from, to) in [("A", "B"), ("B", "C")].repeat(4) {
+            requests.push((
+                "/reserve".to_owned(),
+                json!({"train_id": train, "from": from, "to": to}),
+            ));
+        }
+    }
+    let answers = swarm(&h, requests).await;
+    let mut sold: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (_, status, body) in &answers {
+        assert!(matches!(status, 200 | 400), "{status} {body}");
+        if *status == 200 {
+            let leg = (
+                body["train_id"].as_str().unwrap_or("").to_owned(),
+                body["from"].to_string(),
+            );
+            *sold.entry(leg).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        sold.len(),
+        2 * trains.len(),
+        "both legs of every train sold"
+    );
+    assert!(
+        sold.values().all(|n| *n == 2),
+        "exactly the two seats of each leg: {sold:?}"
+    );
+    for train in &trains {
+        let (_, view) = h.get(&format!("/trains/{train}")).await;
+        assert_eq!(
+            (view["remaining"].clone(), view["sold"].clone()),
+            (json!(0), json!(4)),
+            "{view}"
+        );
+    }
+}

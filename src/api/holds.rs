@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     buyer, idempotency_key, limit_reached, read_body, replayed,
-    reservations::{idempotency_mismatch, sold_out, Reserved},
+    reservations::{idempotency_mismatch, invalid_journey, sold_out, Reserved},
     target, unexpected, unknown_train, user_for, Answer, App,
 };
 use crate::{
@@ -25,7 +25,14 @@ struct Held<'a> {
     train_id: &'a str,
     seats: u8,
     expires_at_ms: i64,
+    /// Seats still free for this journey (on a train without stations, on the train).
     remaining: i64,
+    /// On a train with stations: where the journey starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    /// On a train with stations: where it ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
 }
 
 /// Hold seats while the buyer pays; confirm or release the hold before it expires.
@@ -65,6 +72,7 @@ pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) ->
         user_id: hold.user_id.clone(),
         ttl_ms: hold.ttl_ms,
         idempotency: idempotency_key.map(|key| (key, hold.fingerprint(train_id))),
+        journey: hold.journey.clone(),
     };
     let reply = app.holds.submit(train_id, member).await?;
     let response = match reply.status {
@@ -76,14 +84,17 @@ pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) ->
                 seats: hold.seats,
                 expires_at_ms: reply.expires_at_ms,
                 remaining: reply.n,
+                from: reply.journey.from.as_deref(),
+                to: reply.journey.to.as_deref(),
             },
         ),
-        400 => sold_out(train_id, reply.n, hold.seats),
+        400 => sold_out(train_id, reply.n, hold.seats, &reply.journey),
         409 => limit_reached(app, reply.n),
         410 => hold_expired(&reply.hold_id),
         429 => respond::locked(reply.n),
         404 => unknown_train(train_id),
-        422 => idempotency_mismatch(),
+        422 if reply.n == 0 => idempotency_mismatch(),
+        422 => invalid_journey(train_id, reply.n),
         other => unexpected("hold.lua", other),
     };
     Ok(if reply.replayed {
@@ -102,6 +113,11 @@ struct HoldBody<'a> {
     user_id: Option<&'a str>,
     seats: i64,
     expires_at_ms: i64,
+    /// On a train with stations: the journey.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
 }
 
 /// Read a live hold.
@@ -136,6 +152,8 @@ pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<In
                 user_id: h.user_id.as_deref(),
                 seats: h.seats,
                 expires_at_ms: h.expires_at_ms,
+                from: h.from.as_deref(),
+                to: h.to.as_deref(),
             },
         )),
         (410, _) => Err(hold_expired(&id)),
@@ -189,6 +207,8 @@ pub(super) async fn confirm(
                     train_id,
                     seats: reply.seats,
                     remaining: reply.n,
+                    from: reply.journey.from.as_deref(),
+                    to: reply.journey.to.as_deref(),
                 },
             );
             if reply.replayed {

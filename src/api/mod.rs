@@ -40,9 +40,10 @@ use crate::{
     connection::Arrival,
     identity::Identity,
     metrics::{Metrics, RedisFailure},
+    rate_limit::RateLimit,
     request::{self, Admin, MAX_BODY},
     respond::{self, error, invalid, Reply},
-    store::{Confirming, Holding, Limiting, Reserving, Store, StoreError},
+    store::{Confirming, Holding, Reserving, Store, StoreError},
 };
 
 /// What every request handler shares.
@@ -57,9 +58,8 @@ pub struct App {
     reservations: GroupCommit<Reserving>,
     holds: GroupCommit<Holding>,
     confirms: GroupCommit<Confirming>,
-    /// RATE_LIMIT_PER_CLIENT, when on: each buyer request's client goes
-    /// through its own group-commit queue first.
-    limiter: Option<GroupCommit<Limiting>>,
+    /// RATE_LIMIT_PER_CLIENT, when on: checked for each buyer request first.
+    limiter: Option<RateLimit>,
     /// Set once start-up has connected, loaded the scripts and created the
     /// default train. Until then the API answers 503.
     ready: AtomicBool,
@@ -75,10 +75,8 @@ impl App {
             reservations: GroupCommit::new(Reserving(store.clone()), timeout),
             holds: GroupCommit::new(Holding(store.clone()), timeout),
             confirms: GroupCommit::new(Confirming(store.clone()), timeout),
-            limiter: (config.rate_limit_per_client > 0).then(|| {
-                let limiting = Limiting::new(store.clone(), config.rate_limit_per_client);
-                GroupCommit::new(limiting, timeout)
-            }),
+            limiter: (config.rate_limit_per_client > 0)
+                .then(|| RateLimit::new(store.clone(), config.rate_limit_per_client, timeout)),
             config,
             store,
             metrics,
@@ -291,7 +289,7 @@ async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Reply {
         (Route::Hold(t, h), M::GET | M::HEAD) => holds::get(app, &t, &h, req).await,
         (Route::Hold(t, h), M::DELETE) => holds::release(app, &t, &h, req).await,
         (Route::Confirm(t, h), M::POST) => holds::confirm(app, &t, &h, req).await,
-        (Route::Train(t), M::GET | M::HEAD) => trains::get(app, &t).await,
+        (Route::Train(t), M::GET | M::HEAD) => trains::get(app, &t, req.uri().query()).await,
         (Route::Train(t), M::PUT) => trains::put(app, &t, req).await,
         (Route::Healthz, _) => Ok(operations::healthz()),
         (Route::Readyz, _) => Ok(operations::readyz(app).await),
@@ -322,17 +320,16 @@ fn target(
 }
 
 /// RATE_LIMIT_PER_CLIENT: 429 `rate_limited` when this request's client
-/// has used its allowance, decided in Redis before any script that could
-/// change a train (see `store::Limiting`). Nothing to do when it is off.
+/// has used its allowance, decided before any script that could change a
+/// train (see `rate_limit`). Nothing to do when it is off.
 async fn rate_limit(app: &App, req: &Request<Incoming>) -> Result<(), Reply> {
     let Some(limiter) = &app.limiter else {
         return Ok(());
     };
-    let bucket = limiter.decide_ref().bucket(&client_of(app, req));
-    match limiter.submit(&bucket, ()).await? {
-        0 => Ok(()),
-        wait_ms => Err(respond::rate_limited(wait_ms)),
-    }
+    limiter
+        .check(&client_of(app, req))
+        .await?
+        .map_err(respond::rate_limited)
 }
 
 /// Whom a request counts against: the JWT's `sub` when identities are on

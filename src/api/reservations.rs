@@ -13,7 +13,7 @@ use super::{
 use crate::{
     request,
     respond::{self, error, invalid, json, ErrorBody, Reply},
-    store::{Reservation, ReserveReply},
+    store::{Journeying, Reservation, ReserveReply},
 };
 
 /// The 200 of `POST /reserve` (and of a hold's confirm).
@@ -22,7 +22,14 @@ pub(super) struct Reserved<'a> {
     pub reservation_id: &'a str,
     pub train_id: &'a str,
     pub seats: i64,
+    /// Seats still free for this journey (on a train without stations, on the train).
     pub remaining: i64,
+    /// On a train with stations: where the journey starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<&'a str>,
+    /// On a train with stations: where it ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<&'a str>,
 }
 
 /// Reserve seats on a train (the default train when the body names none).
@@ -63,6 +70,7 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Answer {
         seats: reserve.seats,
         user_id: reserve.user_id.clone(),
         idempotency,
+        journey: reserve.journey.clone(),
     };
     let reply = app
         .reservations
@@ -73,6 +81,7 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Answer {
         reservation_id,
         n,
         replayed: was_replayed,
+        journey,
     } = reply;
     let train_id = &reserve.train_id;
     let response = match status {
@@ -83,13 +92,16 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Answer {
                 train_id,
                 seats: reserve.seats.into(),
                 remaining: n,
+                from: journey.from.as_deref(),
+                to: journey.to.as_deref(),
             },
         ),
-        400 => sold_out(train_id, n, reserve.seats),
+        400 => sold_out(train_id, n, reserve.seats, &journey),
         409 => limit_reached(app, n),
         429 => respond::locked(n),
         404 => unknown_train(train_id),
-        422 => idempotency_mismatch(),
+        422 if n == 0 => idempotency_mismatch(),
+        422 => invalid_journey(train_id, n),
         other => unexpected("reserve.lua", other),
     };
     if status == 200 && !was_replayed {
@@ -102,16 +114,48 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Answer {
     })
 }
 
-/// 400 `sold_out` with the seats left.
-pub(super) fn sold_out(train_id: &str, remaining: i64, asked: u8) -> Reply {
+/// 400 `sold_out` with the seats left (for the journey, and on a train with
+/// stations the legs that lack them).
+pub(super) fn sold_out(train_id: &str, remaining: i64, asked: u8, journey: &Journeying) -> Reply {
+    let left = remaining.max(0);
+    let Some(full_legs) = &journey.full_legs else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "sold_out",
+            format!("train {train_id} has {left} seat(s) left; {asked} asked"),
+            &[("remaining", remaining.into())],
+        );
+    };
+    let (from, to) = (journey.from.as_deref(), journey.to.as_deref());
     error(
         StatusCode::BAD_REQUEST,
         "sold_out",
         format!(
-            "train {train_id} has {} seat(s) left; {asked} asked",
-            remaining.max(0)
+            "train {train_id} has {left} seat(s) left from {} to {}; {asked} asked",
+            from.unwrap_or("?"),
+            to.unwrap_or("?")
         ),
-        &[("remaining", remaining.into())],
+        &[
+            ("remaining", remaining.into()),
+            ("full_legs", full_legs.clone()),
+        ],
+    )
+}
+
+/// 422 `invalid_journey`: the script found no such journey on the train
+/// (`why`: 1 an unknown station, 2 `from` not before `to`, 3 stations named
+/// on a train without any).
+pub(super) fn invalid_journey(train_id: &str, why: i64) -> Reply {
+    let detail = match why {
+        1 => format!("train {train_id} does not call at that station"),
+        2 => format!("on train {train_id}, from must come before to"),
+        _ => format!("train {train_id} has no stations: send no from or to"),
+    };
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_journey",
+        detail,
+        &[],
     )
 }
 
@@ -133,6 +177,11 @@ struct ReservationBody<'a> {
     user_id: Option<&'a str>,
     seats: i64,
     created_at_ms: i64,
+    /// On a train with stations: the journey.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
 }
 
 /// Read one reservation (its user, or the admin, when identities are on).
@@ -170,6 +219,8 @@ pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<In
             user_id: r.user_id.as_deref(),
             seats: r.seats,
             created_at_ms: r.created_at_ms,
+            from: r.from.as_deref(),
+            to: r.to.as_deref(),
         },
     ))
 }

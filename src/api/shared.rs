@@ -110,8 +110,10 @@ pub(super) struct TooLarge(ErrorBody);
 #[derive(ToResponse)]
 #[response(
     description = "`invalid_request`: malformed JSON, wrong types, unknown fields, a bad \
-        id or `Idempotency-Key`, a value out of range; or `idempotency_mismatch`: the \
-        `Idempotency-Key` was used with another request."
+        id or `Idempotency-Key`, a value out of range; `idempotency_mismatch`: the \
+        `Idempotency-Key` was used with another request; or `invalid_journey`: `from` or \
+        `to` is not a station of the train, `from` is not before `to`, or the train has no \
+        stations."
 )]
 #[allow(dead_code)]
 pub(super) struct Invalid(ErrorBody);

@@ -9,7 +9,7 @@ use hyper::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{read_body, unexpected, unknown_train, Answer, App};
+use super::{read_body, reservations::invalid_journey, unexpected, unknown_train, Answer, App};
 use crate::{
     request::{self, Admin},
     respond::{self, error, invalid, json, ErrorBody},
@@ -20,13 +20,91 @@ use crate::{
 struct TrainView<'a> {
     train_id: &'a str,
     capacity: i64,
+    /// Seats free over the whole route, or for the journey asked
+    /// (`?from=&to=`): the fewest free on any of its legs.
     remaining: i64,
+    /// Seats of live reservations, whatever their journey.
     sold: i64,
+    /// Seats of live holds, whatever their journey.
     held: i64,
     locked: bool,
     /// Milliseconds until the lock expires: 0 when unlocked, null when the
     /// lock has no expiry (an operator froze the train).
     lock_ttl_ms: Option<i64>,
+    /// On a train with stations: its stations, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stations: Option<&'a [String]>,
+    /// On a train with stations: one entry per leg (of the journey asked,
+    /// or of the whole route).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    legs: Option<Vec<LegView<'a>>>,
+}
+
+/// One leg: the stretch between two consecutive stations.
+#[derive(Serialize, ToSchema)]
+struct LegView<'a> {
+    from: &'a str,
+    to: &'a str,
+    /// Seats free on this leg.
+    remaining: i64,
+    /// Seats of live reservations whose journey covers this leg.
+    sold: i64,
+    /// Seats of live holds whose journey covers this leg.
+    held: i64,
+}
+
+/// `?from=&to=` of `GET /trains/{id}`.
+#[derive(Debug, Default, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct JourneyQuery {
+    /// A station of the train (default: the first).
+    #[param(min_length = 1, max_length = 64, example = "Dijon")]
+    from: Option<String>,
+    /// A later station of the train (default: the last).
+    #[param(min_length = 1, max_length = 64, example = "Marseille")]
+    to: Option<String>,
+}
+
+impl JourneyQuery {
+    /// The query string's `from` and `to`, percent-decoded; other names
+    /// are refused (422), as unknown body fields are.
+    fn parse(query: Option<&str>) -> Result<JourneyQuery, String> {
+        let mut out = JourneyQuery::default();
+        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let slot = match name.as_ref() {
+                "from" => &mut out.from,
+                "to" => &mut out.to,
+                other => {
+                    return Err(format!(
+                        "unknown query parameter {other:?}: use from and to"
+                    ))
+                }
+            };
+            if slot.replace(value.into_owned()).is_some() {
+                return Err(format!("{name} is given twice"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Station indexes `a < b` of the journey on `stations`, or why not.
+    fn journey(&self, stations: Option<&[String]>) -> Result<Option<(usize, usize)>, i64> {
+        let Some(stations) = stations else {
+            return match (&self.from, &self.to) {
+                (None, None) => Ok(None),
+                _ => Err(3),
+            };
+        };
+        let at = |name: &Option<String>, default: usize| match name {
+            None => Ok(default),
+            Some(name) => stations.iter().position(|s| s == name).ok_or(1),
+        };
+        let (a, b) = (at(&self.from, 0)?, at(&self.to, stations.len() - 1)?);
+        if a >= b {
+            return Err(2);
+        }
+        Ok(Some((a, b)))
+    }
 }
 
 /// A train's figures (public).
@@ -35,31 +113,59 @@ struct TrainView<'a> {
     path = "/trains/{id}",
     tag = "trains",
     operation_id = "get_train",
-    params(super::shared::TrainPath),
+    params(super::shared::TrainPath, JourneyQuery),
     responses(
         (status = 200, description = "The train.", body = TrainView),
         (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),
-        (status = 422, response = super::shared::Invalid),
+        (status = 422, description = "`invalid_request`: a bad train id or query; or \
+            `invalid_journey`: `from` or `to` is not a station of the train, `from` is not \
+            before `to`, or the train has no stations.", body = ErrorBody),
         (status = 500, response = super::shared::Internal),
         (status = 503, response = super::shared::Unavailable),
     ),
 )]
-pub(super) async fn get(app: &App, id: &str) -> Answer {
+pub(super) async fn get(app: &App, id: &str, query: Option<&str>) -> Answer {
+    let query = JourneyQuery::parse(query).map_err(invalid)?;
     let state = app
         .store
         .train(id)
         .await?
         .ok_or_else(|| unknown_train(id))?;
+    let stations = state.stations.as_deref();
+    let journey = query
+        .journey(stations)
+        .map_err(|why| invalid_journey(id, why))?;
+    let mut remaining = state.remaining;
+    let legs = stations.zip(journey).map(|(stations, (a, b))| {
+        let legs: Vec<LegView> = (a..b)
+            .filter_map(|k| {
+                let leg = state.legs.get(k)?;
+                Some(LegView {
+                    from: &stations[k],
+                    to: stations.get(k + 1)?,
+                    remaining: leg.remaining,
+                    sold: leg.sold,
+                    held: leg.held,
+                })
+            })
+            .collect();
+        if let Some(fewest) = legs.iter().map(|leg| leg.remaining).min() {
+            remaining = fewest;
+        }
+        legs
+    });
     Ok(json(
         StatusCode::OK,
         &TrainView {
             train_id: id,
             capacity: state.capacity,
-            remaining: state.remaining,
+            remaining,
             sold: state.sold,
             held: state.held,
             locked: state.lock.is_some(),
             lock_ttl_ms: state.lock.unwrap_or(Some(0)),
+            stations,
+            legs,
         },
     ))
 }
@@ -71,6 +177,9 @@ struct TrainCreated<'a> {
     capacity: u64,
     remaining: u64,
     sold: u64,
+    /// Its stations, when it has some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stations: Option<&'a [String]>,
 }
 
 /// Create a train, or reset one with `"reset": true` (admin).
@@ -128,9 +237,15 @@ pub(super) async fn put(app: &App, id: &str, req: Request<Incoming>) -> Answer {
         capacity: put.capacity,
         remaining: put.capacity,
         sold: 0,
+        stations: put.stations.as_deref(),
     };
+    let stations = put.stations.as_deref();
     Ok(
-        match app.store.put_train(id, put.capacity, put.reset).await? {
+        match app
+            .store
+            .put_train(id, put.capacity, put.reset, stations)
+            .await?
+        {
             (201, _) => json(StatusCode::CREATED, &created),
             (200, _) => json(StatusCode::OK, &created),
             (409, _) => error(

@@ -70,6 +70,12 @@ impl CallArgs {
         self.push_arg();
     }
 
+    /// A request's journey: its `from` and `to` station names ('' for none).
+    pub fn journey(&mut self, journey: &crate::request::Journey) {
+        self.arg(journey.from.as_deref().unwrap_or(""));
+        self.arg(journey.to.as_deref().unwrap_or(""));
+    }
+
     /// The arguments as fred takes them (sharing the buffer).
     pub fn values(&self) -> Vec<Value> {
         self.args.iter().cloned().map(Value::Bytes).collect()

@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{int, reservations::GiveBack, status_code, CallArgs, Store, StoreError};
-use crate::batch::{CallId, Decide};
+use super::{int, reservations::GiveBack, status_code, CallArgs, Journeying, Store, StoreError};
+use crate::{
+    batch::{CallId, Decide},
+    request::Journey,
+};
 
 /// One hold request, as `hold.lua` takes it.
 #[derive(Debug, Clone)]
@@ -18,6 +21,8 @@ pub struct HoldRequest {
     pub ttl_ms: u64,
     /// `(key, fingerprint of the request)` when the client sent an Idempotency-Key.
     pub idempotency: Option<(String, String)>,
+    /// The stations it names, if any.
+    pub journey: Journey,
 }
 
 /// `hold.lua`'s answer to one request.
@@ -30,6 +35,8 @@ pub struct HoldReply {
     pub n: i64,
     pub replayed: bool,
     pub expires_at_ms: i64,
+    /// What the answer adds on a train with stations.
+    pub journey: Journeying,
 }
 
 /// One confirm request: the hold, and the user who must own it (`None`:
@@ -48,6 +55,8 @@ pub struct ConfirmReply {
     pub n: i64,
     pub replayed: bool,
     pub seats: i64,
+    /// What the answer adds on a train with stations.
+    pub journey: Journeying,
 }
 
 /// A live hold, as `GET /trains/{id}/holds/{hold_id}` shows it.
@@ -56,6 +65,9 @@ pub struct HoldView {
     pub user_id: Option<String>,
     pub seats: i64,
     pub expires_at_ms: i64,
+    /// On a train with stations: the journey.
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 /// Group commit of holds: one `hold.lua` call per batch.
@@ -107,12 +119,13 @@ impl Store {
         id: &CallId,
     ) -> Result<Vec<HoldReply>, StoreError> {
         let replies = self
-            .call_trains(&self.scripts.hold, batch, id, 5, |h, records, call| {
+            .call_trains(&self.scripts.hold, batch, id, 6, |h, records, call| {
                 call.arg(&h.hold_id);
                 call.number(h.seats);
                 call.user(h.user_id.as_deref());
                 call.number(h.ttl_ms);
                 records.member_args(&h.idempotency, call);
+                call.journey(&h.journey);
             })
             .await?;
         replies
@@ -124,6 +137,7 @@ impl Store {
                     n: int(&answer[2])?,
                     replayed: int(&answer[3])? == 1,
                     expires_at_ms: int(&answer[4])?,
+                    journey: Journeying::from_reply(&answer[5])?,
                 })
             })
             .collect()
@@ -137,7 +151,7 @@ impl Store {
         id: &CallId,
     ) -> Result<Vec<ConfirmReply>, StoreError> {
         let replies = self
-            .call_trains(&self.scripts.confirm, batch, id, 4, |c, _, call| {
+            .call_trains(&self.scripts.confirm, batch, id, 5, |c, _, call| {
                 call.arg(&c.hold_id);
                 call.user(c.caller.as_deref());
             })
@@ -150,6 +164,7 @@ impl Store {
                     n: int(&answer[1])?,
                     replayed: int(&answer[2])? == 1,
                     seats: int(&answer[3])?,
+                    journey: Journeying::from_reply(&answer[4])?,
                 })
             })
             .collect()

@@ -22,7 +22,7 @@ mod trains;
 pub use holds::{Confirm, ConfirmReply, Confirming, HoldReply, HoldRequest, HoldView, Holding};
 pub use rate::Limiting;
 pub use reservations::{Reservation, ReservationView, ReserveReply, Reserving};
-pub use trains::TrainState;
+pub use trains::{LegState, TrainState};
 
 use args::CallArgs;
 use scripts::{key_parts, Scripts, TRAIN_KEYS};
@@ -421,6 +421,30 @@ impl Store {
 
     pub async fn quit(&self) {
         let _ = self.pool.quit().await;
+    }
+}
+
+/// What a script adds to an answer about a journey on a train with
+/// stations (empty on a train without): the stations it runs between and,
+/// with a 400 `sold_out`, the legs that lack seats. The script sends the
+/// fields as one JSON object (`journey_fields` in prelude.lua), which the
+/// answer adds to its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct Journeying {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// `[{"from", "to", "remaining"}]`, passed on as the script wrote it.
+    pub full_legs: Option<serde_json::Value>,
+}
+
+impl Journeying {
+    fn from_reply(v: &Value) -> Result<Journeying, StoreError> {
+        let text = v.as_str().unwrap_or_default();
+        if text.is_empty() {
+            return Ok(Journeying::default());
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| StoreError::Failed(format!("unreadable journey in a script reply: {e}")))
     }
 }
 

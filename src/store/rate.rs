@@ -1,5 +1,6 @@
 //! The per-client rate limit in Redis (`rate.lua`): one call per
-//! group-commit batch of requests, whatever clients they come from.
+//! group-commit batch of lease requests, whatever clients they come from
+//! (`rate_limit` leases a client's allowance in chunks).
 //!
 //! A client's bucket is one key under its own hash tag,
 //! `PREFIX:rate:{CLIENT}`, so on a cluster it lives on whichever primary its
@@ -11,9 +12,10 @@ use std::sync::Arc;
 use super::{int, CallArgs, Store, StoreError};
 use crate::batch::{CallId, Decide};
 
-/// Group commit of rate checks: one `rate.lua` call per batch. A member is
-/// one request (its client is the batch key, the bucket's key); the answer
-/// is 0 when allowed, else the ms until it would be.
+/// Group commit of rate checks: one `rate.lua` call per batch. A member
+/// asks for a number of requests of one client (the batch key is the
+/// client's bucket); the answer is how many it got, and when it got none,
+/// the ms until one would be allowed.
 pub struct Limiting {
     pub store: Arc<Store>,
     /// ARGV[1..=2] of every call: the interval between requests in
@@ -41,20 +43,24 @@ impl Limiting {
 }
 
 impl Decide for Limiting {
-    type Member = ();
-    type Answer = i64;
+    type Member = u64;
+    type Answer = (u64, i64);
 
     fn shard(&self, bucket: &str) -> u16 {
         self.store.key_shard(bucket)
     }
 
-    async fn decide(&self, batch: &[(String, ())], _id: &CallId) -> Result<Vec<i64>, StoreError> {
+    async fn decide(
+        &self,
+        batch: &[(String, u64)],
+        _id: &CallId,
+    ) -> Result<Vec<(u64, i64)>, StoreError> {
         let mut buckets: Vec<&str> = Vec::new();
-        let mut call = CallArgs::with_capacity(4, 2 + batch.len(), 64 * batch.len() + 32);
+        let mut call = CallArgs::with_capacity(4, 2 + 2 * batch.len(), 64 * batch.len() + 32);
         for arg in &self.args {
             call.arg(arg);
         }
-        for (bucket, ()) in batch {
+        for (bucket, want) in batch {
             let at = match buckets.iter().position(|b| b == bucket) {
                 Some(at) => at,
                 None => {
@@ -63,6 +69,7 @@ impl Decide for Limiting {
                 }
             };
             call.number(at + 1);
+            call.number(want);
         }
         for bucket in &buckets {
             call.key(bucket);
@@ -74,13 +81,16 @@ impl Decide for Limiting {
             .store
             .eval(&self.store.scripts.rate, call, client)
             .await?;
-        if reply.len() != batch.len() {
+        if reply.len() != 2 * batch.len() {
             return Err(StoreError::Failed(format!(
-                "rate.lua answered {} values for {} requests",
+                "rate.lua answered {} values for {} members",
                 reply.len(),
                 batch.len()
             )));
         }
-        reply.iter().map(int).collect()
+        reply
+            .chunks_exact(2)
+            .map(|pair| Ok((u64::try_from(int(&pair[0])?).unwrap_or(0), int(&pair[1])?)))
+            .collect()
     }
 }

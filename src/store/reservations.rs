@@ -6,8 +6,11 @@ use std::sync::Arc;
 use fred::prelude::HashesInterface;
 use serde::Deserialize;
 
-use super::{int, status_code, CallArgs, Store, StoreError};
-use crate::batch::{CallId, Decide};
+use super::{int, status_code, CallArgs, Journeying, Store, StoreError};
+use crate::{
+    batch::{CallId, Decide},
+    request::Journey,
+};
 
 /// One reservation request, as `reserve.lua` takes it. Owned, because it
 /// may wait in a group-commit queue (see `batch`) for the call that carries it.
@@ -18,6 +21,8 @@ pub struct Reservation {
     pub user_id: Option<String>,
     /// `(key, fingerprint of the request)` when the client sent an Idempotency-Key.
     pub idempotency: Option<(String, String)>,
+    /// The stations it names, if any.
+    pub journey: Journey,
 }
 
 /// `reserve.lua`'s answer to one request.
@@ -29,6 +34,8 @@ pub struct ReserveReply {
     /// the lock frees (429).
     pub n: i64,
     pub replayed: bool,
+    /// What the answer adds on a train with stations (see `Journeying`).
+    pub journey: Journeying,
 }
 
 /// A stored reservation, as `GET /trains/{id}/reservations/{rid}` shows it.
@@ -37,6 +44,9 @@ pub struct ReservationView {
     pub user_id: Option<String>,
     pub seats: i64,
     pub created_at_ms: i64,
+    /// On a train with stations: the journey.
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 /// What `cancel.lua` and `release.lua` answer: status, seats left, seats given back.
@@ -72,11 +82,12 @@ impl Store {
         id: &CallId,
     ) -> Result<Vec<ReserveReply>, StoreError> {
         let replies = self
-            .call_trains(&self.scripts.reserve, batch, id, 4, |r, records, call| {
+            .call_trains(&self.scripts.reserve, batch, id, 5, |r, records, call| {
                 call.arg(&r.reservation_id);
                 call.number(r.seats);
                 call.user(r.user_id.as_deref());
                 records.member_args(&r.idempotency, call);
+                call.journey(&r.journey);
             })
             .await?;
         replies
@@ -87,6 +98,7 @@ impl Store {
                     reservation_id: answer[1].as_string().unwrap_or_default(),
                     n: int(&answer[2])?,
                     replayed: int(&answer[3])? == 1,
+                    journey: Journeying::from_reply(&answer[4])?,
                 })
             })
             .collect()

@@ -261,11 +261,12 @@ impl Drop for Harness {
 }
 
 /// Calls a train script directly with EVAL (as a client library's retry
-/// would re-send it): the train's ten keys plus `idem_keys`, the common
+/// would re-send it): the train's twelve keys plus `idem_keys`, the common
 /// arguments (lock token, lock PX 3000, memory 24 h, `limit` seats per user,
 /// call key 60 s, following no call),
 /// then the one train's key index (1), member count and `members` (`width`
-/// fields each, flat).
+/// fields each, flat). Members of reserve.lua and hold.lua get the journey
+/// fields added (from and to: '', the whole route).
 pub async fn eval_train_script(
     cli: &fred::prelude::Client,
     script: &str,
@@ -297,7 +298,18 @@ pub async fn eval_train_script(
         "0".into(),
     ]);
     args.extend(["1".into(), (members.len() / width).to_string()]);
-    args.extend(members);
+    let journeys = [
+        train_reservation::store::scripts::RESERVE,
+        train_reservation::store::scripts::HOLD,
+    ];
+    if journeys.contains(&script) {
+        for member in members.chunks(width) {
+            args.extend(member.iter().cloned());
+            args.extend([String::new(), String::new()]);
+        }
+    } else {
+        args.extend(members);
+    }
     cli.custom::<Value, String>(
         CustomCommand::new_static("EVAL", ClusterHash::FirstKey, false),
         args,

@@ -27,6 +27,13 @@ SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261127"))
 def test_schemathesis_finds_nothing(start_service, tmp_path, capsys):
     # A train that never sells out, so schema-valid reservations are accepted.
     service = start_service(DEFAULT_STOCK=1_000_000_000)
+    # Stations in play: the default train (the one a body without train_id
+    # books) calls at the stations the document's examples name.
+    answer = service.request("PUT", "/trains/default", {
+        "capacity": 1_000_000_000, "reset": True,
+        "stations": ["Paris", "Dijon", "Lyon", "Avignon", "Marseille"],
+    }, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert answer.status == 200, answer.body
     command = [
         str(ST), "run", f"{service.base}/openapi.json",
         "--checks", "all",
