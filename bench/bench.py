@@ -76,7 +76,7 @@ WRK_SPREAD_SCRIPT = ROOT / "bench" / "spread.lua"
 SPREAD_TRAINS = 1000
 RESERVE_LUA = (ROOT / "lua" / "prelude.lua").read_text() + (ROOT / "lua" / "reserve.lua").read_text()
 TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "holds", "hold_expiry", "users", "ended",
-              "stations", "legs")
+              "legs")
 WRK_JOURNEY_SCRIPT = ROOT / "bench" / "journeys.lua"
 JOURNEY_STATIONS = [f"S{i}" for i in range(10)]
 BASELINE = os.environ.get("BENCH_BASELINE")
@@ -256,20 +256,15 @@ def check_spread(port, trains=SPREAD_TRAINS):
 def create_journey_trains(port, trains=SPREAD_TRAINS):
     """Trains "j-0".. with ten stations each and a very large capacity, as
     PUT /trains/{id} makes them, in one script call."""
+    import json
+    legs = json.dumps({"stations": JOURNEY_STATIONS, "free": [STOCK] * 9, "sold": [0] * 9, "held": [0] * 9})
     make = """
-    local stations, capacity = ARGV[1], ARGV[2]
-    local n = #cjson.decode(stations) - 1
-    for i = 1, #KEYS, 4 do
-      redis.call('MSET', KEYS[i], capacity, KEYS[i + 1], capacity)
-      redis.call('SET', KEYS[i + 2], stations)
-      for k = 0, n - 1 do
-        redis.call('HSET', KEYS[i + 3], 'free:' .. k, capacity, 'sold:' .. k, 0, 'held:' .. k, 0)
-      end
+    for i = 1, #KEYS, 3 do
+      redis.call('MSET', KEYS[i], ARGV[2], KEYS[i + 1], ARGV[2], KEYS[i + 2], ARGV[1])
     end
     """
-    keys = [f"train:{{j-{i}}}:{k}" for i in range(trains) for k in ("stock", "capacity", "stations", "legs")]
-    import json
-    redis_cli(port, "EVAL", make, len(keys), *keys, json.dumps(JOURNEY_STATIONS), STOCK)
+    keys = [f"train:{{j-{i}}}:{k}" for i in range(trains) for k in ("stock", "capacity", "legs")]
+    redis_cli(port, "EVAL", make, len(keys), *keys, legs, STOCK)
 
 
 def check_journeys(port, trains=SPREAD_TRAINS):
@@ -279,13 +274,11 @@ def check_journeys(port, trains=SPREAD_TRAINS):
     local bad = 0
     for i = 1, #KEYS, 3 do
       local capacity = tonumber(redis.call('GET', KEYS[i]))
-      local legs = redis.call('HGETALL', KEYS[i + 1])
-      local v = {}
-      for j = 1, #legs, 2 do v[legs[j]] = tonumber(legs[j + 1]) end
+      local legs = cjson.decode(redis.call('GET', KEYS[i + 1]))
       local sold_legs = 0
-      for k = 0, 8 do
-        if v['free:' .. k] + v['sold:' .. k] + v['held:' .. k] ~= capacity then bad = bad + 1 end
-        sold_legs = sold_legs + v['sold:' .. k]
+      for k = 1, 9 do
+        if legs.free[k] + legs.sold[k] + legs.held[k] ~= capacity then bad = bad + 1 end
+        sold_legs = sold_legs + legs.sold[k]
       end
       local recs = redis.call('HVALS', KEYS[i + 2])
       local seat_legs = 0

@@ -7,9 +7,9 @@
 -- what one call may touch: any keys on one Redis, one hash slot on a
 -- cluster). Each train keeps its own lock, counters and decisions.
 --
--- KEYS: 12 per train, in this order: 1 stock  2 capacity  3 sold  4 held
+-- KEYS: 11 per train, in this order: 1 stock  2 capacity  3 sold  4 held
 --   5 lock  6 reservations  7 holds  8 hold_expiry  9 users  10 ended
---   11 stations  12 legs (see "Journeys" below);
+--   11 legs (see "Journeys" below);
 --   then this call's own key (`call:TOKEN` of its first train, see
 --   first_run); then, if it follows another call (see follows), that
 --   call's key; then the idempotency records the members name.
@@ -18,7 +18,7 @@
 --   kept this long)  4 seats one user may have on a train (0 = no limit)
 --   5 how long a call's key is kept, in ms  6 the KEYS index of the followed
 --   call's key (0 = none); then, per train: the KEYS index of its stock key
---   (1, 13, 25, ...), its number of members, and its members' fields.
+--   (1, 12, 23, ...), its number of members, and its members' fields.
 --
 -- `ended` is a sorted set of ids that ended, scored by when they may be
 -- forgotten: `expired:ID` (a hold's seats went back by expiry: 410 for 24 h
@@ -29,7 +29,7 @@
 local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) end
 
 -- Keys per train in KEYS.
-local PER_TRAIN = 12
+local PER_TRAIN = 11
 
 -- The PX arguments go to Redis as the texts they came as: Redis 7.0 formats
 -- a Lua number with printf's %.17g each time one is passed.
@@ -70,9 +70,8 @@ local function trains(width)
     local t = {stock = KEYS[base], capacity = KEYS[base + 1], sold = KEYS[base + 2],
                held_key = KEYS[base + 3], lock = KEYS[base + 4], reservations = KEYS[base + 5],
                holds = KEYS[base + 6], expiry = KEYS[base + 7], users = KEYS[base + 8],
-               ended = KEYS[base + 9], stations = KEYS[base + 10], legs = KEYS[base + 11],
+               ended = KEYS[base + 9], legs = KEYS[base + 10],
                members = {}, stored_seats = {}, changed = {},
-               route = nil, stop = nil, nlegs = nil, free = nil, on = nil, dirty = nil,
                exists = nil, stock_n = nil, sold_n = nil, held_n = nil, stock_0 = nil,
                sold_0 = nil, held_0 = nil, mine = nil, locked = nil, lock_left = nil,
                found = nil, gone = nil, live = nil, confirmed = nil}
@@ -140,32 +139,46 @@ local function keep_call_key(ts)
   redis.call('SET', KEYS[PER_TRAIN * #ts + 1], '1', 'PX', CALL_PX)
 end
 
--- Journeys. A train with stations (`stations`: their names, a JSON array)
--- keeps its seats per leg: leg k runs from station k to station k + 1
--- (0-based), and `legs` holds free:k, sold:k and held:k. A journey from
--- station a to station b occupies legs a .. b - 1; it fits when every one of
--- them has the seats. `stock` is then the seats free over the whole route
--- (the fewest free on any leg), and `sold` and `held` the seats of live
--- reservations and holds whatever their journey, all kept in step here.
--- A train without stations is one leg whose counter is `stock`, as ever.
+-- Journeys. A train with stations keeps its seats per leg: leg k runs from
+-- station k to station k + 1 (0-based), and `legs` is one JSON string,
+-- {"stations":[...],"free":[...],"sold":[...],"held":[...]}, a number per
+-- leg in each list (one key, read in the MGET every call makes anyway: a
+-- train without stations pays one missing key there and nothing else). A
+-- journey from station a to station b occupies legs a .. b - 1; it fits
+-- when every one of them has the seats. `stock` is then the seats free over
+-- the whole route (the fewest free on any leg), and `sold` and `held` the
+-- seats of live reservations and holds whatever their journey, all kept in
+-- step here. A train without stations is one leg whose counter is `stock`.
 
--- Reads a train's stations and leg counters (only trains with stations).
-local function load_legs(t, stations)
-  local ok, route = pcall(cjson.decode, stations)
-  if not ok or type(route) ~= 'table' or #route < 2 then error('the stations of a train are unreadable') end
+-- Reads a train's stations and leg counters (only trains with stations:
+-- the fields it adds are not named in `trains`, whose table would then
+-- outgrow its 32 slots for every train, with or without stations).
+local function load_legs(t, raw)
+  local ok, legs = pcall(cjson.decode, raw)
+  local route = ok and type(legs) == 'table' and legs.stations
+  if type(route) ~= 'table' or #route < 2 then error('the legs of a train are unreadable') end
   local n = #route - 1
   t.route, t.stop, t.nlegs = route, {}, n
   for i, name in ipairs(route) do t.stop[name] = i - 1 end
-  local fields = {}
+  t.free, t.on, t.dirty = {}, {sold = {}, held = {}}, false
   for k = 0, n - 1 do
-    fields[3 * k + 1], fields[3 * k + 2], fields[3 * k + 3] = 'free:' .. k, 'sold:' .. k, 'held:' .. k
+    t.free[k], t.on.sold[k], t.on.held[k] = legs.free[k + 1], legs.sold[k + 1], legs.held[k + 1]
+    if type(t.free[k]) ~= 'number' or type(t.on.sold[k]) ~= 'number' or type(t.on.held[k]) ~= 'number' then
+      error('a leg counter is not a number')
+    end
   end
-  local v = redis.call('HMGET', t.legs, unpack(fields))
-  t.free, t.on, t.dirty = {}, {sold = {}, held = {}}, {}
-  for k = 0, n - 1 do
-    t.free[k], t.on.sold[k], t.on.held[k] = int(v[3 * k + 1]), int(v[3 * k + 2] or '0'), int(v[3 * k + 3] or '0')
-    if not (t.free[k] and t.on.sold[k] and t.on.held[k]) then error('a leg counter is not an integer') end
+end
+
+-- The `legs` string of a train (as load_legs reads it).
+local function legs_json(t)
+  local free, sold, held = {}, {}, {}
+  for k = 0, t.nlegs - 1 do
+    free[k + 1] = string.format('%d', t.free[k])
+    sold[k + 1] = string.format('%d', t.on.sold[k])
+    held[k + 1] = string.format('%d', t.on.held[k])
   end
+  return '{"stations":' .. cjson.encode(t.route) .. ',"free":[' .. table.concat(free, ',') ..
+    '],"sold":[' .. table.concat(sold, ',') .. '],"held":[' .. table.concat(held, ',') .. ']}'
 end
 
 -- The stations a, b of a journey from `from` to `to` (names; '' = the
@@ -206,8 +219,9 @@ local function move(t, a, b, n, from, to)
   local src = from == 'free' and t.free or t.on[from]
   local dst = to == 'free' and t.free or t.on[to]
   for k = a, b - 1 do
-    src[k], dst[k], t.dirty[k] = src[k] - n, dst[k] + n, true
+    src[k], dst[k] = src[k] - n, dst[k] + n
   end
+  t.dirty = true
   if from == 'free' or to == 'free' then t.stock_n = room(t, 0, t.nlegs) end
 end
 
@@ -233,14 +247,14 @@ local function journey_fields(t, a, b, short)
   return out .. '}'
 end
 
--- Reads every train's stock, sold, held and stations in one MGET (before
+-- Reads every train's stock, sold, held and legs in one MGET (before
 -- any write), into t.stock_n, t.sold_n, t.held_n (and, for trains with
 -- stations, their legs); t.exists false when its stock is missing. Raises
 -- when an operator stored something that is not an integer.
 local function counters(ts)
   local keys = {}
   for i, t in ipairs(ts) do
-    keys[4 * i - 3], keys[4 * i - 2], keys[4 * i - 1], keys[4 * i] = t.stock, t.sold, t.held_key, t.stations
+    keys[4 * i - 3], keys[4 * i - 2], keys[4 * i - 1], keys[4 * i] = t.stock, t.sold, t.held_key, t.legs
   end
   local v = redis.call('MGET', unpack(keys))
   for i, t in ipairs(ts) do
@@ -257,8 +271,8 @@ local function counters(ts)
 end
 
 -- Writes back the counters that changed, all trains in one MSET (as text
--- formatted here: an integer format is cheaper than Redis's %.17g), and
--- each train's changed legs in one HSET.
+-- formatted here: an integer format is cheaper than Redis's %.17g),
+-- with the `legs` of the trains whose legs changed.
 local function write_counters(ts)
   local kv, n = {}, 0
   local function put(key, v) kv[n + 1], kv[n + 2] = key, string.format('%d', v); n = n + 2 end
@@ -267,15 +281,9 @@ local function write_counters(ts)
       if t.stock_n ~= t.stock_0 then put(t.stock, t.stock_n) end
       if t.sold_n ~= t.sold_0 then put(t.sold, t.sold_n) end
       if t.held_n ~= t.held_0 then put(t.held_key, t.held_n) end
-      if t.dirty and next(t.dirty) then
-        local fields = {}
-        for k in pairs(t.dirty) do
-          fields[#fields + 1] = 'free:' .. k; fields[#fields + 1] = string.format('%d', t.free[k])
-          fields[#fields + 1] = 'sold:' .. k; fields[#fields + 1] = string.format('%d', t.on.sold[k])
-          fields[#fields + 1] = 'held:' .. k; fields[#fields + 1] = string.format('%d', t.on.held[k])
-        end
-        redis.call('HSET', t.legs, unpack(fields))
-        t.dirty = {}
+      if t.dirty then
+        kv[n + 1], kv[n + 2] = t.legs, legs_json(t); n = n + 2
+        t.dirty = false
       end
     end
   end

@@ -28,18 +28,13 @@ local left = lock(t)
 if left then return {429, left} end
 -- Everything but the lock and the idempotency records: a reset train has no
 -- history, and a stored answer for it would only replay.
-redis.call('DEL', t.sold, t.held_key, t.reservations, t.holds, t.expiry, t.users, t.ended,
-  t.stations, t.legs)
+redis.call('DEL', t.sold, t.held_key, t.reservations, t.holds, t.expiry, t.users, t.ended, t.legs)
 redis.call('MSET', t.stock, capacity, t.capacity, capacity)
 if stations then
-  local fields = {}
-  for k = 0, #stations - 2 do
-    fields[#fields + 1] = 'free:' .. k; fields[#fields + 1] = capacity
-    fields[#fields + 1] = 'sold:' .. k; fields[#fields + 1] = '0'
-    fields[#fields + 1] = 'held:' .. k; fields[#fields + 1] = '0'
-  end
-  redis.call('SET', t.stations, m[3])
-  redis.call('HSET', t.legs, unpack(fields))
+  local free, zero = {}, {}
+  for k = 1, #stations - 1 do free[k], zero[k] = capacity, '0' end
+  redis.call('SET', t.legs, '{"stations":' .. m[3] .. ',"free":[' .. table.concat(free, ',') ..
+    '],"sold":[' .. table.concat(zero, ',') .. '],"held":[' .. table.concat(zero, ',') .. ']}')
 end
 unlock(ts)
 return {exists and 200 or 201, 0}

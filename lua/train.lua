@@ -6,28 +6,29 @@
 -- on a train with stations, into the free seats of exactly their legs.
 --
 -- KEYS[1] stock  KEYS[2] capacity  KEYS[3] sold  KEYS[4] held  KEYS[5] lock
--- KEYS[6] holds  KEYS[7] hold_expiry  KEYS[8] stations  KEYS[9] legs
+-- KEYS[6] holds  KEYS[7] hold_expiry  KEYS[8] legs
 -- Reply {stock, capacity, sold, held, lock pttl, stations, legs...}: the
 -- first four are the raw values (nil when missing; a train exists when its
 -- stock does) with expired holds' seats moved from held to stock; PTTL -2
--- no lock, -1 no expiry; stations the JSON array (nil when none), then per
+-- no lock, -1 no expiry; stations a JSON array (nil when none), then per
 -- leg free, sold, held.
 
 local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8])
-local stations = v[5]
+local raw = v[5]
 v[5] = redis.call('PTTL', KEYS[5])
-v[6] = stations
+v[6] = false
 if not v[1] then return v end
 local legs = {}
-if stations then
-  local ok, route = pcall(cjson.decode, stations)
-  if not ok or type(route) ~= 'table' then return redis.error_reply('ERR train.lua: unreadable stations') end
-  local fields = {}
-  for k = 0, #route - 2 do
-    fields[3 * k + 1], fields[3 * k + 2], fields[3 * k + 3] = 'free:' .. k, 'sold:' .. k, 'held:' .. k
+if raw then
+  local ok, decoded = pcall(cjson.decode, raw)
+  if not ok or type(decoded) ~= 'table' or type(decoded.stations) ~= 'table' then
+    return redis.error_reply('ERR train.lua: unreadable legs')
   end
-  legs = redis.call('HMGET', KEYS[9], unpack(fields))
-  for i = 1, #legs do legs[i] = tonumber(legs[i] or '0') or 0 end
+  v[6] = cjson.encode(decoded.stations)
+  for k = 1, #decoded.stations - 1 do
+    legs[3 * k - 2], legs[3 * k - 1], legs[3 * k] =
+      tonumber(decoded.free[k]) or 0, tonumber(decoded.sold[k]) or 0, tonumber(decoded.held[k]) or 0
+  end
 end
 local t = redis.call('TIME')
 local ids = redis.call('ZRANGE', KEYS[7], '-inf', t[1] * 1000 + math.floor(t[2] / 1000), 'BYSCORE')

@@ -594,3 +594,60 @@ async fn behind_a_trusted_proxy_each_forwarded_address_is_a_client() {
         "one client however many forwarded addresses: {allowed} allowed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_allowances_never_let_a_client_past_its_limit() {
+    // 500 a second: each instance leases ten requests at a time.
+    const LIMIT: u32 = 500;
+    let h = Harness::start_with(|c| c.rate_limit_per_client = LIMIT.into()).await;
+    let mut config = train_reservation::Config::for_tests(&h.redis_url);
+    config.rate_limit_per_client = LIMIT.into();
+    let other = train_reservation::Server::start(config, &h.redis_url)
+        .await
+        .expect("a second instance");
+    common::wait_until_ready(&h.http, &format!("{}/readyz", other.url())).await;
+    h.create_train("rated", 1_000_000).await;
+
+    // One client, 16 requests at a time, spread over both instances.
+    let http = client_from([127, 0, 2, 5]);
+    let urls = [h.url("/reserve"), format!("{}/reserve", other.url())];
+    let gate = Arc::new(Semaphore::new(16));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..6 * LIMIT {
+        let (http, url, gate) = (http.clone(), urls[n as usize % 2].clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.expect("semaphore");
+            let response = http
+                .post(url)
+                .json(&json!({"train_id": "rated"}))
+                .send()
+                .await
+                .expect("POST");
+            response.status().as_u16()
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for task in tasks {
+        *statuses.entry(task.await.expect("task")).or_insert(0u32) += 1;
+    }
+    let elapsed = started.elapsed();
+    other.shutdown().await;
+    let allowed = statuses.get(&200).copied().unwrap_or(0);
+    println!("leases: {statuses:?} in {elapsed:?}");
+    assert_eq!(
+        allowed + statuses.get(&429).copied().unwrap_or(0),
+        6 * LIMIT,
+        "{statuses:?}"
+    );
+    assert!(
+        allowed <= most_allowed(LIMIT, elapsed),
+        "never past the limit: {allowed} allowed in {elapsed:?}"
+    );
+    // What leases left unused is at most a lease per instance.
+    assert!(
+        allowed + 2 * (LIMIT / 50) >= 2 * LIMIT,
+        "{allowed} allowed: about the burst at least"
+    );
+    assert_eq!(h.train("rated").await.sold, Some(i64::from(allowed)));
+}

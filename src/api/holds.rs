@@ -94,7 +94,7 @@ pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) ->
         429 => respond::locked(reply.n),
         404 => unknown_train(train_id),
         422 if reply.n == 0 => idempotency_mismatch(),
-        422 => invalid_journey(train_id, reply.n),
+        422 => invalid_journey(train_id, reply.n, &hold.journey),
         other => unexpected("hold.lua", other),
     };
     Ok(if reply.replayed {

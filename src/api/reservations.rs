@@ -11,7 +11,7 @@ use super::{
     user_for, Answer, App,
 };
 use crate::{
-    request,
+    request::{self, Journey},
     respond::{self, error, invalid, json, ErrorBody, Reply},
     store::{Journeying, Reservation, ReserveReply},
 };
@@ -101,7 +101,7 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Answer {
         429 => respond::locked(n),
         404 => unknown_train(train_id),
         422 if n == 0 => idempotency_mismatch(),
-        422 => invalid_journey(train_id, n),
+        422 => invalid_journey(train_id, n, &reserve.journey),
         other => unexpected("reserve.lua", other),
     };
     if status == 200 && !was_replayed {
@@ -145,9 +145,16 @@ pub(super) fn sold_out(train_id: &str, remaining: i64, asked: u8, journey: &Jour
 /// 422 `invalid_journey`: the script found no such journey on the train
 /// (`why`: 1 an unknown station, 2 `from` not before `to`, 3 stations named
 /// on a train without any).
-pub(super) fn invalid_journey(train_id: &str, why: i64) -> Reply {
+pub(super) fn invalid_journey(train_id: &str, why: i64, journey: &Journey) -> Reply {
+    let named: Vec<String> = [("from", &journey.from), ("to", &journey.to)]
+        .into_iter()
+        .filter_map(|(field, name)| Some(format!("{field} {:?}", name.as_ref()?)))
+        .collect();
     let detail = match why {
-        1 => format!("train {train_id} does not call at that station"),
+        1 => format!(
+            "train {train_id} does not call at every station named ({})",
+            named.join(", ")
+        ),
         2 => format!("on train {train_id}, from must come before to"),
         _ => format!("train {train_id} has no stations: send no from or to"),
     };

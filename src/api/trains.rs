@@ -132,9 +132,13 @@ pub(super) async fn get(app: &App, id: &str, query: Option<&str>) -> Answer {
         .await?
         .ok_or_else(|| unknown_train(id))?;
     let stations = state.stations.as_deref();
-    let journey = query
-        .journey(stations)
-        .map_err(|why| invalid_journey(id, why))?;
+    let journey = query.journey(stations).map_err(|why| {
+        let named = request::Journey {
+            from: query.from.clone(),
+            to: query.to.clone(),
+        };
+        invalid_journey(id, why, &named)
+    })?;
     let mut remaining = state.remaining;
     let legs = stations.zip(journey).map(|(stations, (a, b))| {
         let legs: Vec<LegView> = (a..b)

@@ -4,7 +4,7 @@
 //! part: the prelude holds what all of them need (the lock with its
 //! compare-and-delete, the clock, reclaiming expired holds, per-user counts),
 //! so it is written once and each call is still one self-contained EVALSHA.
-//! Those scripts all take twelve keys per train, in `TRAIN_KEYS` order, and may
+//! Those scripts all take eleven keys per train, in `TRAIN_KEYS` order, and may
 //! carry several trains in one call (see prelude.lua).
 
 use fred::types::scripts::Script;
@@ -16,8 +16,8 @@ pub fn key_parts<'a>(prefix: &'a str, train_id: &'a str, name: &'a str) -> [&'a 
     [prefix, ":{", train_id, "}:", name]
 }
 
-/// Keys of a train, in the order every train script takes them (twelve per train).
-pub const TRAIN_KEYS: [&str; 12] = [
+/// Keys of a train, in the order every train script takes them (eleven per train).
+pub const TRAIN_KEYS: [&str; 11] = [
     "stock",
     "capacity",
     "sold",
@@ -28,7 +28,6 @@ pub const TRAIN_KEYS: [&str; 12] = [
     "hold_expiry",
     "users",
     "ended",
-    "stations",
     "legs",
 ];
 

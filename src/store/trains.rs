@@ -32,7 +32,7 @@ impl Store {
     /// `None` when the train does not exist. Holds that have expired count as
     /// remaining, reclaimed or not (see `train.lua`).
     pub async fn train(&self, train_id: &str) -> Result<Option<TrainState>, StoreError> {
-        let mut call = CallArgs::with_capacity(9, 0, 320);
+        let mut call = CallArgs::with_capacity(8, 0, 320);
         for name in [
             "stock",
             "capacity",
@@ -41,7 +41,6 @@ impl Store {
             "lock",
             "holds",
             "hold_expiry",
-            "stations",
             "legs",
         ] {
             call.train_key(&self.prefix, train_id, name);
