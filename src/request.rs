@@ -101,7 +101,7 @@ fn station_name(name: &str) -> Result<(), String> {
 /// The body of `POST /reserve`. Unknown fields are refused (422).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = ReserveRequest)]
+#[schema(as = ReserveRequest, example = json!({"train_id": "default", "user_id": "u-42", "seats": 1}))]
 pub struct ReserveBody {
     /// The train; absent: `DEFAULT_TRAIN`.
     #[schema(
@@ -126,10 +126,20 @@ pub struct ReserveBody {
     seats: Option<u64>,
     /// Where the journey starts, on a train with stations; absent: its first
     /// station. Unknown, or on a train without stations: 422 `invalid_journey`.
-    #[schema(min_length = 1, max_length = 64, example = "Paris")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Paris"
+    )]
     from: Option<String>,
     /// Where the journey ends (after `from`); absent: the last station.
-    #[schema(min_length = 1, max_length = 64, example = "Lyon")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Lyon"
+    )]
     to: Option<String>,
 }
 
@@ -205,7 +215,7 @@ impl Hold {
 /// The body of `POST /trains/{id}/holds`. Unknown fields are refused (422).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = HoldRequest)]
+#[schema(as = HoldRequest, example = json!({"user_id": "u-42", "seats": 1, "ttl_ms": 60000}))]
 pub struct HoldBody {
     /// Who holds (only they may confirm or release, with identities on).
     #[schema(
@@ -224,10 +234,20 @@ pub struct HoldBody {
     #[serde(default, deserialize_with = "whole::optional")]
     ttl_ms: Option<u64>,
     /// Where the journey starts, as for `POST /reserve`.
-    #[schema(min_length = 1, max_length = 64, example = "Paris")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Paris"
+    )]
     from: Option<String>,
     /// Where the journey ends, as for `POST /reserve`.
-    #[schema(min_length = 1, max_length = 64, example = "Lyon")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Lyon"
+    )]
     to: Option<String>,
 }
 
@@ -284,8 +304,36 @@ pub struct PutTrain {
     /// The stations the train calls at, in order: 2 to 50 distinct names of
     /// 1 to 64 characters, no control characters. A seat is then sold per
     /// leg (between two consecutive stations). Absent: one leg, no stations.
-    #[schema(min_items = 2, max_items = 50, example = json!(["Paris", "Dijon", "Lyon", "Avignon", "Marseille"]))]
+    #[schema(schema_with = stations_schema)]
     pub stations: Option<Vec<String>>,
+}
+
+/// `stations` in `/openapi.json`: the rules `parse_put_train` enforces.
+fn stations_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_STATION))
+        .pattern(Some("^[^\\x00-\\x1f\\x7f-\\x9f]*$"));
+    ArrayBuilder::new()
+        .items(name)
+        .min_items(Some(*STATIONS.start()))
+        .max_items(Some(*STATIONS.end()))
+        .unique_items(true)
+        .description(Some(
+            "The stations the train calls at, in order: 2 to 50 distinct names of 1 to 64 \
+             characters, no control characters. A seat is then sold per leg (between two \
+             consecutive stations). Absent: one leg, no stations.",
+        ))
+        .examples([serde_json::json!([
+            "Paris",
+            "Dijon",
+            "Lyon",
+            "Avignon",
+            "Marseille"
+        ])])
+        .build()
 }
 
 pub fn parse_put_train(body: &[u8]) -> Result<PutTrain, String> {

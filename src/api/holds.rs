@@ -46,7 +46,7 @@ struct Held<'a> {
     security((), ("user_jwt" = [])),
     responses(
         (status = 201, description = "Held.", body = Held, headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed."))),
-        (status = 400, description = "`sold_out`: fewer seats left than asked (`remaining`).", body = ErrorBody, headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed."))),
+        (status = 400, description = "`sold_out`: fewer seats left than asked (`remaining`, for the journey; on a train with stations `full_legs` names the legs that lack seats).", body = ErrorBody, headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed."))),
         (status = 401, response = super::shared::Unauthorized),
         (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),

@@ -44,7 +44,7 @@ pub(super) struct Reserved<'a> {
     responses(
         (status = 200, description = "Reserved.", body = Reserved,
             headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed for an `Idempotency-Key`."))),
-        (status = 400, description = "`sold_out`: fewer seats left than asked (`remaining`).", body = ErrorBody,
+        (status = 400, description = "`sold_out`: fewer seats left than asked (`remaining`, for the journey; on a train with stations `full_legs` names the legs that lack seats).", body = ErrorBody,
             headers(("Idempotent-Replayed" = String, description = "`true` when this is a stored answer replayed for an `Idempotency-Key`."))),
         (status = 401, response = super::shared::Unauthorized),
         (status = 403, response = super::shared::Forbidden),
