@@ -11,6 +11,7 @@
 //! caches of every primary for `/readyz` (`primaries`).
 
 mod args;
+pub mod error;
 mod holds;
 mod primaries;
 mod rate;
@@ -19,6 +20,7 @@ mod reservations;
 pub mod scripts;
 mod trains;
 
+pub use error::StoreError;
 pub use holds::{Confirm, ConfirmReply, Confirming, HoldReply, HoldRequest, HoldView, Holding};
 pub use rate::Limiting;
 pub use reservations::{Reservation, ReservationView, ReserveReply, Reserving};
@@ -32,8 +34,7 @@ use std::{sync::Arc, time::Duration};
 use fred::{
     prelude::{
         Builder, Client, ClientLike, Config as RedisConfig, ConnectionConfig, Error as RedisError,
-        ErrorKind, EventInterface, LuaInterface, PerformanceConfig, Pool, ReconnectPolicy,
-        TcpConfig,
+        EventInterface, LuaInterface, PerformanceConfig, Pool, ReconnectPolicy, TcpConfig,
     },
     types::{config::UnresponsiveConfig, scripts::Script, FromValue, Value},
 };
@@ -43,64 +44,6 @@ use crate::{batch::CallId, config::Config, metrics::Metrics};
 /// Clients in the pool: fred pipelines concurrent commands on each connection,
 /// and two connections keep both cores busy without contending (see NOTES.md).
 const POOL_SIZE: usize = 2;
-
-/// Why a Redis call gave no answer we can pass on.
-#[derive(Debug, Clone)]
-pub enum StoreError {
-    /// Redis unreachable, loading, or slower than the request timeout: the
-    /// outcome is unknown (a script may have run). The client may retry.
-    Unavailable(String),
-    /// Redis answered with an error no retry will fix (a key of the wrong type,
-    /// a broken script). Logged; the client gets a 500.
-    Failed(String),
-    /// The call wrote nothing: it was sent while the call before it was in
-    /// flight, and that one had not run (prelude.lua's `follows`). The
-    /// group commit sends it again once that call has answered.
-    Fenced,
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::Unavailable(why) => write!(f, "Redis unavailable: {why}"),
-            StoreError::Failed(why) => write!(f, "Redis error: {why}"),
-            StoreError::Fenced => write!(f, "a script call ran before the call it follows"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-impl From<RedisError> for StoreError {
-    fn from(error: RedisError) -> Self {
-        const TRANSIENT: [&str; 6] = [
-            "LOADING",
-            "BUSY",
-            "MASTERDOWN",
-            "READONLY",
-            "TRYAGAIN",
-            "CLUSTERDOWN",
-        ];
-        let transient_kind = matches!(
-            error.kind(),
-            ErrorKind::Timeout
-                | ErrorKind::IO
-                | ErrorKind::Canceled
-                | ErrorKind::Routing
-                | ErrorKind::Backpressure
-                | ErrorKind::Cluster
-        );
-        let details = error.details();
-        if details.starts_with("FENCED") {
-            return StoreError::Fenced;
-        }
-        if transient_kind || TRANSIENT.iter().any(|p| details.starts_with(p)) {
-            StoreError::Unavailable(error.to_string())
-        } else {
-            StoreError::Failed(error.to_string())
-        }
-    }
-}
 
 /// How much later than fred's own command timeout `bounded` gives up.
 const FRED_TIMES_OUT_FIRST: Duration = Duration::from_millis(100);
