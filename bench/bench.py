@@ -51,8 +51,9 @@ redis-benchmark rate. Loopback only, bounded in time, stops what it started by
 PID. Exits non-zero if any request errored or a train was oversold.
 
 Then the same paired runs for the rate limit: RATE_LIMIT_PER_CLIENT at a
-limit wrk never reaches (every request checked in Redis, none refused)
-against the default (off).
+limit wrk never reaches (every request checked, none refused) against the
+default (off); and with 10,000 clients each under it (bench/clients.lua,
+X-Forwarded-For behind TRUST_FORWARDED_FOR).
 """
 
 import os
@@ -452,7 +453,7 @@ def measure_spread(procs, tmp, ports, url, trains=CLUSTER_TRAINS):
     return result
 
 
-def paired(procs, tmp, on, off):
+def paired(procs, tmp, on, off, script=WRK_SCRIPT):
     """The hot-train pass against two services on one Redis (no
     persistence), one started with the environment `on` and one with `off`,
     measured alternately so that drift on the shared cores falls on both:
@@ -461,7 +462,7 @@ def paired(procs, tmp, on, off):
     redis_cli(redis_port, "MSET", "train:{bench}:stock", STOCK, "train:{bench}:capacity", STOCK)
     services = {"on": start_service(procs, tmp, redis_port, **on), "off": start_service(procs, tmp, redis_port, **off)}
     for _, port in services.values():
-        wrk(port, CONNECTIONS, WARMUP)
+        wrk(port, CONNECTIONS, WARMUP, script)
     runs = {"on": [], "off": []}
     cpu_us = {"on": [], "off": []}
     errors = 0
@@ -469,7 +470,7 @@ def paired(procs, tmp, on, off):
         for name in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
             service, port = services[name]
             cpu = cpu_seconds(service.pid)
-            result = wrk(port, CONNECTIONS, OVERHEAD_SECONDS)
+            result = wrk(port, CONNECTIONS, OVERHEAD_SECONDS, script)
             cpu_us[name].append((cpu_seconds(service.pid) - cpu) * 1e6 / max(result["ok"], 1))
             runs[name].append(result["rate"])
             errors += result["errors"]
@@ -501,6 +502,10 @@ def main():
             overhead = paired(procs, Path(tmp), {}, {"METRICS": "off"})
             # A limit no client here reaches: every request is checked and allowed.
             limited = paired(procs, Path(tmp), {"RATE_LIMIT_PER_CLIENT": str(RATE_LIMIT)}, {})
+            # 10,000 clients, each well under a limit of 1,000 a second.
+            proxied = {"TRUST_FORWARDED_FOR": "true"}
+            many = paired(procs, Path(tmp), dict(proxied, RATE_LIMIT_PER_CLIENT="1000"), proxied,
+                          ROOT / "bench" / "clients.lua")
     finally:
         procs.stop_all()
 
@@ -590,6 +595,11 @@ def main():
     print(f"\nratio on/off, reservations/s (median of the rounds' ratios): {limited['ratio']:.3f}; "
           f"by service CPU per reservation (off/on): {limited['cpu_ratio']:.3f}")
     failed |= limited["errors"] > 0
+    print(f"\nThe same with 10,000 clients (X-Forwarded-For, TRUST_FORWARDED_FOR=true), each under "
+          f"RATE_LIMIT_PER_CLIENT=1000: on/off {many['ratio']:.3f} by reservations/s, "
+          f"{many['cpu_ratio']:.3f} by service CPU (off/on); medians {many['medians']['on']:.0f} "
+          f"and {many['medians']['off']:.0f}/s, {many['cpu_us']['on']:.1f} and {many['cpu_us']['off']:.1f} us")
+    failed |= many["errors"] > 0
     if failed:
         print("bench: some requests errored", file=sys.stderr)
         return 1
