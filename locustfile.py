@@ -156,22 +156,8 @@ class CheckoutUser(HttpUser):
     @task
     def checkout(self):
         body = {"user_id": self.user_id, "seats": 1, "ttl_ms": HOLD_TTL_MS}
-        path = f"/trains/{TRAIN_ID}/holds"
-        with self.client.post(path, json=body, name="/trains/{id}/holds", catch_response=True) as resp:
-            _expect(resp, (201, 400, 409, 429))
-            hold_id = resp.json().get("hold_id") if resp.status_code == 201 else None
-        if not hold_id:
-            return
-        time.sleep(random.uniform(0, HOLD_TTL_MS / 1000 * 0.75))
-        roll = random.random()
-        if roll < 0.6:
-            with self.client.post(f"{path}/{hold_id}/confirm", name="/trains/{id}/holds/{hold_id}/confirm",
-                                  catch_response=True) as resp:
-                _expect(resp, (200, 410, 429))
-        elif roll < 0.8:
-            with self.client.delete(f"{path}/{hold_id}", name="/trains/{id}/holds/{hold_id}",
-                                    catch_response=True) as resp:
-                _expect(resp, (200, 410, 429))
+        _hold_then_decide(self, TRAIN_ID, body, "/trains/{id}/holds", (201, 400, 409, 429),
+                          think=0.75, confirm=0.6, release=0.2)
 
     @staticmethod
     def trains():
@@ -214,22 +200,8 @@ class JourneyUser(HttpUser):
     @task(1)
     def hold(self):
         body = dict(self._journey(), ttl_ms=HOLD_TTL_MS)
-        path = f"/trains/{JOURNEY_TRAIN}/holds"
-        with self.client.post(path, json=body, name="/trains/{id}/holds [journey]", catch_response=True) as resp:
-            _expect(resp, (201, 400, 429))
-            hold_id = resp.json().get("hold_id") if resp.status_code == 201 else None
-        if not hold_id:
-            return
-        time.sleep(random.uniform(0, HOLD_TTL_MS / 1000 * 0.5))
-        roll = random.random()
-        if roll < 0.5:
-            with self.client.post(f"{path}/{hold_id}/confirm", name="/trains/{id}/holds/{hold_id}/confirm",
-                                  catch_response=True) as resp:
-                _expect(resp, (200, 410, 429))
-        elif roll < 0.8:
-            with self.client.delete(f"{path}/{hold_id}", name="/trains/{id}/holds/{hold_id}",
-                                    catch_response=True) as resp:
-                _expect(resp, (200, 410, 429))
+        _hold_then_decide(self, JOURNEY_TRAIN, body, "/trains/{id}/holds [journey]", (201, 400, 429),
+                          think=0.5, confirm=0.5, release=0.3)
 
     @staticmethod
     def trains():
@@ -238,6 +210,28 @@ class JourneyUser(HttpUser):
     @staticmethod
     def stations():
         return {JOURNEY_TRAIN: STATIONS}
+
+
+def _hold_then_decide(user, train, body, name, statuses, think, confirm, release):
+    """Holds seats, thinks for up to `think` of the hold's time, then
+    confirms (probability `confirm`), releases (`release`) or walks away
+    and lets the hold expire (the rest)."""
+    path = f"/trains/{train}/holds"
+    with user.client.post(path, json=body, name=name, catch_response=True) as resp:
+        _expect(resp, statuses)
+        hold_id = resp.json().get("hold_id") if resp.status_code == 201 else None
+    if not hold_id:
+        return
+    time.sleep(random.uniform(0, HOLD_TTL_MS / 1000 * think))
+    roll = random.random()
+    if roll < confirm:
+        with user.client.post(f"{path}/{hold_id}/confirm", name="/trains/{id}/holds/{hold_id}/confirm",
+                              catch_response=True) as resp:
+            _expect(resp, (200, 410, 429))
+    elif roll < confirm + release:
+        with user.client.delete(f"{path}/{hold_id}", name="/trains/{id}/holds/{hold_id}",
+                                catch_response=True) as resp:
+            _expect(resp, (200, 410, 429))
 
 
 def _expect(resp, statuses):

@@ -509,16 +509,22 @@ async fn a_client_over_its_rate_gets_its_rate_and_others_are_not_slowed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_the_count() {
-    const LIMIT: u32 = 10;
-    let h = Harness::start_with(|c| c.rate_limit_per_client = LIMIT.into()).await;
+/// Two instances on one Redis, both with a rate limit of `limit` a second.
+async fn two_instances(limit: u32) -> (Harness, train_reservation::Server) {
+    let h = Harness::start_with(|c| c.rate_limit_per_client = limit.into()).await;
     let mut config = train_reservation::Config::for_tests(&h.redis_url);
-    config.rate_limit_per_client = LIMIT.into();
+    config.rate_limit_per_client = limit.into();
     let other = train_reservation::Server::start(config, &h.redis_url)
         .await
         .expect("a second instance");
     common::wait_until_ready(&h.http, &format!("{}/readyz", other.url())).await;
+    (h, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_count() {
+    const LIMIT: u32 = 10;
+    let (h, other) = two_instances(LIMIT).await;
     h.create_train("rated", 100_000).await;
 
     // One client, alternating instances, as fast as it can.
@@ -599,13 +605,7 @@ async fn behind_a_trusted_proxy_each_forwarded_address_is_a_client() {
 async fn leased_allowances_never_let_a_client_past_its_limit() {
     // 500 a second: each instance leases ten requests at a time.
     const LIMIT: u32 = 500;
-    let h = Harness::start_with(|c| c.rate_limit_per_client = LIMIT.into()).await;
-    let mut config = train_reservation::Config::for_tests(&h.redis_url);
-    config.rate_limit_per_client = LIMIT.into();
-    let other = train_reservation::Server::start(config, &h.redis_url)
-        .await
-        .expect("a second instance");
-    common::wait_until_ready(&h.http, &format!("{}/readyz", other.url())).await;
+    let (h, other) = two_instances(LIMIT).await;
     h.create_train("rated", 1_000_000).await;
 
     // One client, 16 requests at a time, spread over both instances.
