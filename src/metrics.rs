@@ -61,8 +61,8 @@ const METHODS: [&str; 10] = [
 ];
 
 /// The statuses this API answers, for the direct-indexed table of series.
-const STATUSES: [u16; 15] = [
-    200, 201, 301, 400, 401, 403, 404, 405, 409, 410, 413, 422, 429, 500, 503,
+const STATUSES: [u16; 16] = [
+    200, 201, 301, 400, 401, 403, 404, 405, 408, 409, 410, 413, 422, 429, 500, 503,
 ];
 
 /// Why a request's Redis work failed: put in a response's extensions by the

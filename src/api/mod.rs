@@ -556,6 +556,31 @@ mod tests {
         assert!(Route::parse("/nope").is_none());
     }
 
+    /// Every documented answer has its `http_requests_total` series from
+    /// start-up, at 0 (a status missing from the metrics' table would only
+    /// appear once answered: 408 did).
+    #[test]
+    fn every_documented_answer_is_counted_from_start_up() {
+        let answers = documented_answers();
+        let metrics = Metrics::new(
+            true,
+            &ROUTES.map(|route| route.pattern),
+            &crate::store::scripts::NAMES,
+            answers.clone(),
+        );
+        let text = metrics.render();
+        for (method, route, status) in answers {
+            let series = format!(
+                "method=\"{method}\",route=\"{}\",status=\"{status}\"}} 0",
+                ROUTES[route].pattern
+            );
+            assert!(
+                text.contains(&series),
+                "{series} is not exposed at start-up"
+            );
+        }
+    }
+
     /// Every route answers at least one documented method, and the metrics
     /// register a series for each documented answer.
     #[test]
