@@ -65,10 +65,8 @@ for _, t in ipairs(ts) do
   local fields, decided = {}, {}
   for i, r in ipairs(t.members) do
     local rec = r.idem > 0 and records[r.idem]
-    -- A train without stations, asked for no journey (the common case):
-    -- its one leg, without a call.
-    local a, b = 0, 1
-    if t.route or r[6] ~= '' or r[7] ~= '' then a, b = journey(t, r[6], r[7]) end
+    local a, b = nil, nil
+    if t.exists then a, b = journey(t, r[6], r[7]) end
     if not t.exists then
       answer(404, r[1], 0, 0)
     elseif not a then
@@ -89,17 +87,12 @@ for _, t in ipairs(ts) do
         answer(429, r[1], t.lock_left, 0)
       elseif LIMIT > 0 and r[3] ~= '' and seats_of(t, r[3]) + r.seats > LIMIT then
         answer(409, r[1], seats_of(t, r[3]), 0)
-      elseif (t.route and room(t, a, b) or t.stock_n) >= r.seats then
-        if t.route then
-          move(t, a, b, r.seats, 'free', 'sold')
-        else
-          t.stock_n, t.sold_n = t.stock_n - r.seats, t.sold_n + r.seats
-        end
+      elseif room(t, a, b) >= r.seats then
+        move(t, a, b, r.seats, 'free', 'sold')
         charge(t, r[3], r.seats)
         fields[#fields + 1] = r[1]
         fields[#fields + 1] = record(t, r[3], r[2], a, b, 'created_at_ms', stamp())
-        local left, trip = t.stock_n, ''
-        if t.route then left, trip = room(t, a, b), journey_fields(t, a, b) end
+        local left, trip = room(t, a, b), journey_fields(t, a, b)
         answer(200, r[1], left, 0, trip)
         -- Only a booking is stored: a refusal leaves nothing (decided afresh).
         if r.idem > 0 then
