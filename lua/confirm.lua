@@ -5,8 +5,8 @@
 --
 -- Members, 2 fields each: hold id, caller ('' = anyone who knows the id,
 -- else the JSON string of the user who must own the hold)
--- Reply, 5 per member: status, n, replayed, seats, journey (fields the
--- answer adds, a JSON object, '' if none)
+-- Reply, 5 per member: status, n, replayed, seats, extra (fields the
+-- answer adds, a JSON object, '' if none: journey, seat_ids and class)
 --   200 confirmed, n = seats left for the journey (replayed = 1: it was
 --   confirmed before)
 --   403 another user's hold          404 no such hold (never, released, cancelled)
@@ -52,14 +52,16 @@ for _, t in ipairs(ts) do
       if rec and r[2] ~= '' and user ~= r[2] then
         answer(403, 0, 0, 0)
       elseif moved[r[1]] or confirmed[i] then
-        answer(200, room(t, a, b), 1, seats, journey_fields(t, a, b))
+        answer(200, room(t, a, b), 1, seats, journey_fields(t, a, b, nil, placed(rec)))
       elseif live[i] and expires > now() then
         moved[r[1]] = true
+        -- The seats stay taken, on the same legs: only the counters move.
+        local got = placed(rec)
         move(t, a, b, seats, 'held', 'sold')
         moved_ids[#moved_ids + 1] = r[1]
         fields[#fields + 1] = r[1]
-        fields[#fields + 1] = record(t, user, seats, a, b, 'created_at_ms', stamp())
-        answer(200, room(t, a, b), 0, seats, journey_fields(t, a, b))
+        fields[#fields + 1] = record(t, user, seats, a, b, 'created_at_ms', stamp(), got)
+        answer(200, room(t, a, b), 0, seats, journey_fields(t, a, b, nil, got))
       elseif live[i] or gone[i] then
         answer(410, 0, 0, 0)
       else

@@ -4,24 +4,26 @@
 -- `held` until it is confirmed, released, or expires (reclaimed by any later
 -- call, prelude.lua).
 --
--- Members, 8 fields each: hold id (a fresh UUID), seats (1..10), user (''
+-- Members, 11 fields each: hold id (a fresh UUID), seats (1..10), user (''
 -- or a JSON string), ttl in ms (1000..900000), idempotency record (its index
 -- in KEYS, 0 = none), request fingerprint, from and to (station names; '' =
--- the first, the last)
--- Reply, 6 per member: status, hold id, n, replayed, expires_at_ms, journey
--- (fields the answer adds, a JSON object, '' if none)
+-- the first, the last), class, seat ids and together (as reserve.lua)
+-- Reply, 6 per member: status, hold id, n, replayed, expires_at_ms, extra
+-- (fields the answer adds, a JSON object, '' if none; as reserve.lua)
 --   201 held, n = seats left for the journey   400 sold out, n = the same
---   409 over the per-user limit, n = seats the user already has
+--   409 over the per-user limit, n = seats the user already has; or
+--   seat_taken, not_together (as reserve.lua)
 --   429 locked, n = ms until it frees  404 no such train
 --   410 this very hold was made and has expired since (a re-sent call)
 --   422 n = 0: idempotency key reused for another request; n = 1, 2, 3:
---   not a journey of this train (see `journey` in prelude.lua)
+--   not a journey of this train (see `journey` in prelude.lua); n = 4: not
+--   seats this train has (extra: {"detail"})
 --
 -- A re-sent call (a client library's retry) never holds twice: the call's
 -- key tells it from a first run, and it finds each id it held in `holds`
 -- (live), `reservations` (confirmed) or `ended`.
 
-local ts = trains(8)
+local ts = trains(11)
 if not ts then return redis.error_reply('ERR hold.lua: bad arguments') end
 for _, t in ipairs(ts) do
   for i, r in ipairs(t.members) do
@@ -65,22 +67,27 @@ for _, t in ipairs(ts) do
   local fields, expiry, decided = {}, {}, {}
   for i, r in ipairs(t.members) do
     local rec = r.idem > 0 and records[r.idem]
-    local a, b = nil, nil
+    local a, b, w, why = nil, nil, nil, nil
     if t.exists then a, b = journey(t, r[7], r[8]) end
+    if a then w, why = wish(t, r[9], r[10], r[11]) end
     if not t.exists then
       answer(404, r[1], 0, 0, 0)
     elseif not a then
       answer(422, r[1], b, 0, 0)
+    elseif not w then
+      answer(422, r[1], 4, 0, 0, cjson.encode({detail = why}))
     elseif rec then
       if rec.fp ~= r[6] then answer(422, r[1], 0, 0, 0)
       else answer(rec.status, rec.id, rec.n, rec.id == r[1] and 0 or 1, rec.exp, rec.x) end
     elseif t.live[i] then
       local _, _, expires = parse(t.live[i])
-      answer(expires <= now() and 410 or 201, r[1], room(t, a, b), 0, expires, journey_fields(t, a, b))
+      answer(expires <= now() and 410 or 201, r[1], left_for(t, w, a, b), 0, expires,
+        journey_fields(t, a, b, nil, placed(t.live[i])))
     elseif t.gone[3 * i - 2] then
       answer(410, r[1], 0, 0, tonumber(t.gone[3 * i - 2]) - MEMORY)
     elseif t.confirmed[i] or t.gone[3 * i - 1] or t.gone[3 * i] then
-      answer(201, r[1], room(t, a, b), 0, 0, journey_fields(t, a, b))
+      local got = t.confirmed[i] and placed(t.confirmed[i])
+      answer(201, r[1], left_for(t, w, a, b), 0, 0, journey_fields(t, a, b, nil, got))
     else
       if t.locked == nil then
         t.lock_left = lock(t)
@@ -91,23 +98,26 @@ for _, t in ipairs(ts) do
         answer(429, r[1], t.lock_left, 0, 0)
       elseif LIMIT > 0 and r[3] ~= '' and seats_of(t, r[3]) + r.seats > LIMIT then
         answer(409, r[1], seats_of(t, r[3]), 0, 0)
-      elseif room(t, a, b) >= r.seats then
-        local expires = now() + r.ttl
-        move(t, a, b, r.seats, 'free', 'held')
-        charge(t, r[3], r.seats)
-        fields[#fields + 1] = r[1]
-        fields[#fields + 1] = record(t, r[3], r[2], a, b, 'expires_at_ms', expires)
-        expiry[#expiry + 1] = expires
-        expiry[#expiry + 1] = r[1]
-        local left, trip = room(t, a, b), journey_fields(t, a, b)
-        answer(201, r[1], left, 0, expires, trip)
-        -- Only a hold is stored: a refusal leaves nothing (decided afresh).
-        if r.idem > 0 then
-          records[r.idem] = {status = 201, id = r[1], n = left, fp = r[6], exp = expires, x = trip}
-          decided[#decided + 1] = r.idem
-        end
       else
-        answer(400, r[1], room(t, a, b), 0, 0, journey_fields(t, a, b, r.seats))
+        local got, refusal, taken = take(t, w, a, b, r.seats, 'held')
+        if got then
+          local expires = now() + r.ttl
+          charge(t, r[3], r.seats)
+          fields[#fields + 1] = r[1]
+          fields[#fields + 1] = record(t, r[3], r[2], a, b, 'expires_at_ms', expires, got)
+          expiry[#expiry + 1] = expires
+          expiry[#expiry + 1] = r[1]
+          local left, trip = left_for(t, w, a, b), journey_fields(t, a, b, nil, got)
+          answer(201, r[1], left, 0, expires, trip)
+          -- Only a hold is stored: a refusal leaves nothing (decided afresh).
+          if r.idem > 0 then
+            records[r.idem] = {status = 201, id = r[1], n = left, fp = r[6], exp = expires, x = trip}
+            decided[#decided + 1] = r.idem
+          end
+        else
+          local status, n, extra = refused(t, w, a, b, r.seats, refusal, taken)
+          answer(status, r[1], n, 0, 0, extra)
+        end
       end
     end
   end

@@ -7,9 +7,10 @@
 -- what one call may touch: any keys on one Redis, one hash slot on a
 -- cluster). Each train keeps its own lock, counters and decisions.
 --
--- KEYS: 11 per train, in this order: 1 stock  2 capacity  3 sold  4 held
+-- KEYS: 13 per train, in this order: 1 stock  2 capacity  3 sold  4 held
 --   5 lock  6 reservations  7 holds  8 hold_expiry  9 users  10 ended
---   11 legs (see "Journeys" below);
+--   11 legs (see "Journeys" below)  12 seats  13 coaches (see "Numbered
+--   seats");
 --   then this call's own key (`call:TOKEN` of its first train, see
 --   first_run); then, if it follows another call (see follows), that
 --   call's key; then the idempotency records the members name.
@@ -18,7 +19,7 @@
 --   kept this long)  4 seats one user may have on a train (0 = no limit)
 --   5 how long a call's key is kept, in ms  6 the KEYS index of the followed
 --   call's key (0 = none); then, per train: the KEYS index of its stock key
---   (1, 12, 23, ...), its number of members, and its members' fields.
+--   (1, 14, 27, ...), its number of members, and its members' fields.
 --
 -- `ended` is a sorted set of ids that ended, scored by when they may be
 -- forgotten: `expired:ID` (a hold's seats went back by expiry: 410 for 24 h
@@ -29,7 +30,7 @@
 local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) end
 
 -- Keys per train in KEYS.
-local PER_TRAIN = 11
+local PER_TRAIN = 13
 
 -- The PX arguments go to Redis as the texts they came as: Redis 7.0 formats
 -- a Lua number with printf's %.17g each time one is passed.
@@ -70,7 +71,8 @@ local function trains(width)
     local t = {stock = KEYS[base], capacity = KEYS[base + 1], sold = KEYS[base + 2],
                held_key = KEYS[base + 3], lock = KEYS[base + 4], reservations = KEYS[base + 5],
                holds = KEYS[base + 6], expiry = KEYS[base + 7], users = KEYS[base + 8],
-               ended = KEYS[base + 9], legs = KEYS[base + 10],
+               ended = KEYS[base + 9], legs = KEYS[base + 10], seats = KEYS[base + 11],
+               coaches = KEYS[base + 12],
                members = {}, stored_seats = {}, changed = {},
                exists = nil, stock_n = nil, sold_n = nil, held_n = nil, stock_0 = nil,
                sold_0 = nil, held_0 = nil, mine = nil, locked = nil, lock_left = nil,
@@ -149,16 +151,29 @@ end
 -- the whole route (the fewest free on any leg), and `sold` and `held` the
 -- seats of live reservations and holds whatever their journey, all kept in
 -- step here. A train without stations is one leg whose counter is `stock`.
+-- A train with numbered seats (see below) always has `legs`: with no
+-- stations, its lists are empty and `stock` stays its one leg's counter.
 
--- Reads a train's stations and leg counters (only trains with stations:
--- the fields it adds are not named in `trains`, whose table would then
--- outgrow its 32 slots for every train, with or without stations).
+-- Reads a train's stations, leg counters and, on a numbered train, its
+-- classes and free runs (only such trains: the fields it adds are not named
+-- in `trains`, whose table would then outgrow its 32 slots for every train).
 local function load_legs(t, raw)
   local ok, legs = pcall(cjson.decode, raw)
   local route = ok and type(legs) == 'table' and legs.stations
-  if type(route) ~= 'table' or #route < 2 then error('the legs of a train are unreadable') end
+  if type(route) ~= 'table' or #route == 1 or (#route == 0 and not legs.classes) then
+    error('the legs of a train are unreadable')
+  end
+  t.nlegs = math.max(#route - 1, 1)
+  if legs.classes then
+    t.classes, t.class_seats, t.class_ix, t.runs = legs.classes, legs.class_seats, {}, {}
+    for i, name in ipairs(legs.classes) do t.class_ix[name] = i - 1 end
+    local runs = legs.runs
+    for i = 1, #runs, 2 do t.runs[runs[i]] = runs[i + 1] end
+    t.dirty = false
+  end
+  if #route == 0 then return end
   local n = #route - 1
-  t.route, t.stop, t.nlegs = route, {}, n
+  t.route, t.stop = route, {}
   for i, name in ipairs(route) do t.stop[name] = i - 1 end
   t.free, t.on, t.dirty = {}, {sold = {}, held = {}}, false
   for k = 0, n - 1 do
@@ -172,13 +187,23 @@ end
 -- The `legs` string of a train (as load_legs reads it).
 local function legs_json(t)
   local free, sold, held = {}, {}, {}
-  for k = 0, t.nlegs - 1 do
+  for k = 0, (t.route and t.nlegs or 0) - 1 do
     free[k + 1] = string.format('%d', t.free[k])
     sold[k + 1] = string.format('%d', t.on.sold[k])
     held[k + 1] = string.format('%d', t.on.held[k])
   end
-  return '{"stations":' .. cjson.encode(t.route) .. ',"free":[' .. table.concat(free, ',') ..
-    '],"sold":[' .. table.concat(sold, ',') .. '],"held":[' .. table.concat(held, ',') .. ']}'
+  local out = '{"stations":' .. (t.route and cjson.encode(t.route) or '[]') ..
+    ',"free":[' .. table.concat(free, ',') .. '],"sold":[' .. table.concat(sold, ',') ..
+    '],"held":[' .. table.concat(held, ',') .. ']'
+  if t.classes then
+    local runs = {}
+    for code, n in pairs(t.runs) do
+      if n > 0 then runs[#runs + 1] = string.format('%d,%d', code, n) end
+    end
+    out = out .. ',"classes":' .. cjson.encode(t.classes) .. ',"class_seats":' ..
+      cjson.encode(t.class_seats) .. ',"runs":[' .. table.concat(runs, ',') .. ']'
+  end
+  return out .. '}'
 end
 
 -- The stations a, b of a journey from `from` to `to` (names; '' = the
@@ -198,8 +223,59 @@ local function journey(t, from, to)
   return a, b
 end
 
--- Seats free on every leg of a journey (stations a to b).
+-- Numbered seats. A train made with coaches names each seat ("7-12A"), each
+-- of a class, and a booking keeps one seat on every leg of its journey.
+-- Seats are numbered 0, 1, ... in coach, row and letter order. What is free
+-- is kept as free runs: a run is one seat's stretch of consecutive free
+-- legs, from stop S up to stop E, and `seats` (a sorted set) holds one
+-- member per run, "SEAT:S" (7-12A:0), scored
+-- ((class * 64 + S) * 64 + E) * 4096 + seat, so the runs of one class, S
+-- and E sort together, by seat within. A seat is free for the journey a..b
+-- when one of its runs has S <= a and E >= b. `legs` keeps how many runs
+-- each (class, S, E) has ("runs": code, count, ...; code = (class * 64 + S)
+-- * 64 + E), so a decision knows where to look, and how many seats a
+-- journey has free, without asking Redis; its "classes" and "class_seats"
+-- name the classes (their index is their place there) and their sizes.
+-- `coaches` is the layout as created (JSON), read only when a request names
+-- seats or asks for them together.
+--
+-- Which seats the service picks (best fit): the free run that fits the
+-- journey most tightly, so the fewest legs are left over around it; among
+-- equals, a run that starts or ends where the journey does (what is left
+-- stays in one piece, for one longer journey later); then the lowest seat.
+-- A journey on a fresh train thus takes seats already sold next to it
+-- before it breaks into an empty one, which stays whole for the long
+-- journeys that only an empty seat can take.
+local SLOT, STOPS = 4096, 64
+local function run_code(c, s, e) return (c * STOPS + s) * STOPS + e end
+local function run_score(c, s, e, i) return string.format('%d', run_code(c, s, e) * SLOT + i) end
+-- class, S, E and seat of a run's score.
+local function run_of(score)
+  score = tonumber(score)
+  local i = score % SLOT
+  local code = (score - i) / SLOT
+  local e = code % STOPS
+  local s = ((code - e) / STOPS) % STOPS
+  return (code - e - s * STOPS) / (STOPS * STOPS), s, e, i
+end
+
+-- Seats of class c (nil: any) free on every leg of the journey a..b.
+local function free_for(t, c, a, b)
+  local n, runs = 0, t.runs
+  for k = c or 0, c or #t.classes - 1 do
+    for s = 0, a do
+      local base = (k * STOPS + s) * STOPS
+      for e = b, t.nlegs do n = n + (runs[base + e] or 0) end
+    end
+  end
+  return n
+end
+
+-- Seats free on every leg of a journey (stations a to b): on a numbered
+-- train, seats free from a to b (a journey may find room on every leg and
+-- no single seat free end to end).
 local function room(t, a, b)
+  if t.classes then return free_for(t, nil, a, b) end
   if not t.route then return t.stock_n end
   local m = t.free[a]
   for k = a + 1, b - 1 do if t.free[k] < m then m = t.free[k] end end
@@ -207,7 +283,8 @@ local function room(t, a, b)
 end
 
 -- Moves n seats of a journey's legs between free, sold and held (`from`
--- and `to` each one of those names), and the totals with them.
+-- and `to` each one of those names), and the totals with them. On a
+-- numbered train, call it after the seats' runs changed (occupy, give_back).
 local TOTAL = {sold = 'sold_n', held = 'held_n'}
 local function move(t, a, b, n, from, to)
   if TOTAL[from] then t[TOTAL[from]] = t[TOTAL[from]] - n end
@@ -225,26 +302,337 @@ local function move(t, a, b, n, from, to)
   if from == 'free' or to == 'free' then t.stock_n = room(t, 0, t.nlegs) end
 end
 
+-- The free runs (S, E) that can carry the journey a..b, best fit first
+-- (the policy above); the same for every train with L legs, so computed
+-- once per call.
+local fits = {}
+local function candidates(L, a, b)
+  local key = (L * STOPS + a) * STOPS + b
+  if fits[key] then return fits[key] end
+  local list = {}
+  for s = a, 0, -1 do
+    for e = b, L do list[#list + 1] = {s, e, e - s, math.min(a - s, e - b)} end
+  end
+  table.sort(list, function(x, y)
+    if x[3] ~= y[3] then return x[3] < y[3] end
+    if x[4] ~= y[4] then return x[4] < y[4] end
+    return x[1] > y[1]
+  end)
+  fits[key] = list
+  return list
+end
+
+-- A seat as the functions below pass it: its id, class, seat number and,
+-- when free, the run (s, e) that will carry the journey.
+local function seat(id, c, i, s, e) return {id = id, c = c, i = i, s = s, e = e} end
+
+-- n seats of class c free for a..b, by the policy; nil when fewer are.
+local function pick(t, c, a, b, n)
+  local got = {}
+  for _, f in ipairs(candidates(t.nlegs, a, b)) do
+    local code = run_code(c, f[1], f[2])
+    if (t.runs[code] or 0) > 0 then
+      local lo = code * SLOT
+      local found = redis.call('ZRANGE', t.seats, string.format('%d', lo),
+        string.format('%d', lo + SLOT - 1), 'BYSCORE', 'LIMIT', 0, n - #got, 'WITHSCORES')
+      for j = 1, #found, 2 do
+        local _, s, e, i = run_of(found[j + 1])
+        got[#got + 1] = seat(string.match(found[j], '^(.*):%d+$'), c, i, s, e)
+      end
+      if #got == n then return got end
+    end
+  end
+  return nil
+end
+
+-- Takes the seats (each free for a..b) off their runs: what is left of a
+-- run before a and after b stays free.
+local function occupy(t, got, a, b)
+  local runs, gone, add = t.runs, {}, {}
+  for _, p in ipairs(got) do
+    local code = run_code(p.c, p.s, p.e)
+    runs[code] = runs[code] - 1
+    if p.s < a then
+      code = run_code(p.c, p.s, a)
+      runs[code] = (runs[code] or 0) + 1
+      add[#add + 1] = run_score(p.c, p.s, a, p.i); add[#add + 1] = p.id .. ':' .. p.s
+    else
+      gone[#gone + 1] = p.id .. ':' .. p.s
+    end
+    if b < p.e then
+      code = run_code(p.c, b, p.e)
+      runs[code] = (runs[code] or 0) + 1
+      add[#add + 1] = run_score(p.c, b, p.e, p.i); add[#add + 1] = p.id .. ':' .. b
+    end
+  end
+  if #gone > 0 then redis.call('ZREM', t.seats, unpack(gone)) end
+  if #add > 0 then redis.call('ZADD', t.seats, unpack(add)) end
+  t.dirty = true
+end
+
+-- Gives the seats back on a..b (a release, a cancellation, an expiry):
+-- each joins the free runs that end at a or start at b into one.
+local function give_back(t, got, a, b)
+  local ask, per = {}, a + 1
+  for _, p in ipairs(got) do
+    for s = 0, a - 1 do ask[#ask + 1] = p.id .. ':' .. s end
+    ask[#ask + 1] = p.id .. ':' .. b
+  end
+  local scores = redis.call('ZMSCORE', t.seats, unpack(ask))
+  local runs, gone, add = t.runs, {}, {}
+  for j, p in ipairs(got) do
+    local s_new, e_new = a, b
+    for s = 0, a - 1 do
+      local score = scores[(j - 1) * per + s + 1]
+      if score then
+        local _, s0, e0 = run_of(score)
+        if e0 == a then
+          s_new = s0
+          runs[run_code(p.c, s0, e0)] = runs[run_code(p.c, s0, e0)] - 1
+        end
+      end
+    end
+    local after = scores[j * per]
+    if after then
+      local _, _, e0 = run_of(after)
+      e_new = e0
+      runs[run_code(p.c, b, e0)] = runs[run_code(p.c, b, e0)] - 1
+      gone[#gone + 1] = p.id .. ':' .. b
+    end
+    local code = run_code(p.c, s_new, e_new)
+    runs[code] = (runs[code] or 0) + 1
+    add[#add + 1] = run_score(p.c, s_new, e_new, p.i); add[#add + 1] = p.id .. ':' .. s_new
+  end
+  if #gone > 0 then redis.call('ZREM', t.seats, unpack(gone)) end
+  redis.call('ZADD', t.seats, unpack(add))
+  t.dirty = true
+end
+
+-- The layout of a numbered train (`coaches`), read once per call: per coach
+-- its first seat number, rows, seats a row, letters and class; nil when it
+-- is unreadable.
+local function layout(t)
+  if t.layout then return t.layout end
+  local ok, coaches = pcall(cjson.decode, redis.call('GET', t.coaches) or '')
+  if not ok or type(coaches) ~= 'table' then error('the coaches of a train are unreadable') end
+  local out, first = {by_name = {}}, 0
+  for _, c in ipairs(coaches) do
+    local letters, width = {}, 0
+    for ch in string.gmatch(c.layout, '%u') do width = width + 1; letters[ch] = width - 1 end
+    local coach = {name = c.coach, first = first, rows = c.rows, width = width,
+                   letters = letters, c = t.class_ix[c.class]}
+    out[#out + 1] = coach
+    out.by_name[c.coach] = coach
+    first = first + c.rows * width
+  end
+  t.layout = out
+  return out
+end
+
+-- The class and number of a seat id ("7-12A"); nil when the train has none.
+local function seat_number(t, id)
+  local name, row, letter = string.match(id, '^(%w+)%-(%d+)(%u)$')
+  local coach = name and layout(t).by_name[name]
+  row = tonumber(row)
+  if not coach or row < 1 or row > coach.rows or not coach.letters[letter] then return nil end
+  return coach.c, coach.first + (row - 1) * coach.width + coach.letters[letter]
+end
+
+-- The seats named, when each is free for a..b; else nil and the ids of
+-- those that are not.
+local function named(t, ids, a, b)
+  local ask, got, taken = {}, {}, {}
+  for _, id in ipairs(ids) do
+    for s = 0, a do ask[#ask + 1] = id .. ':' .. s end
+  end
+  local scores = redis.call('ZMSCORE', t.seats, unpack(ask))
+  for j, id in ipairs(ids) do
+    local c, i = seat_number(t, id)
+    local free = nil
+    for s = a, 0, -1 do
+      local score = scores[(j - 1) * (a + 1) + s + 1]
+      if score then
+        local _, s0, e0 = run_of(score)
+        if e0 >= b then free = seat(id, c, i, s0, e0) end
+        break
+      end
+    end
+    if free then got[#got + 1] = free else taken[#taken + 1] = id end
+  end
+  if #taken > 0 then return nil, taken end
+  return got
+end
+
+-- n seats of class c (nil: any) free for a..b, together: in one coach, in
+-- the fewest consecutive rows that hold n (ceil(n / seats a row)), next to
+-- each other within each row (the aisle does not part them). The first
+-- such group in coach and row order; nil when there is none.
+local function together(t, c, a, b, n)
+  local free = {}
+  for k = c or 0, c or #t.classes - 1 do
+    for s = 0, a do
+      for e = b, t.nlegs do
+        local code = run_code(k, s, e)
+        if (t.runs[code] or 0) > 0 then
+          local lo = code * SLOT
+          local found = redis.call('ZRANGE', t.seats, string.format('%d', lo),
+            string.format('%d', lo + SLOT - 1), 'BYSCORE', 'WITHSCORES')
+          for j = 1, #found, 2 do
+            local _, s0, e0, i = run_of(found[j + 1])
+            free[i] = seat(string.match(found[j], '^(.*):%d+$'), k, i, s0, e0)
+          end
+        end
+      end
+    end
+  end
+  for _, coach in ipairs(layout(t)) do
+    local w = coach.width
+    local k = math.ceil(n / w)
+    if (c == nil or coach.c == c) and k <= coach.rows then
+      for r0 = 0, coach.rows - k do
+        -- The longest run of free seats in each of the k rows.
+        local blocks, total = {}, 0
+        for r = r0, r0 + k - 1 do
+          local base, best_at, best, run = coach.first + r * w, 0, 0, 0
+          for x = 0, w - 1 do
+            if free[base + x] then run = run + 1 else run = 0 end
+            if run > best then best, best_at = run, x - run + 1 end
+          end
+          if best == 0 then break end
+          blocks[#blocks + 1] = {base + best_at, best}
+          total = total + best
+        end
+        if #blocks == k and total >= n then
+          local got, need = {}, n
+          for j, block in ipairs(blocks) do
+            local take = math.min(block[2], need - (k - j))
+            for q = 0, take - 1 do got[#got + 1] = free[block[1] + q] end
+            need = need - take
+          end
+          return got
+        end
+      end
+    end
+  end
+  return nil
+end
+
+-- What a request asks of a numbered train (its member's class, seat ids
+-- and together fields, '' when not given): {c = class index or nil, ids =
+-- seat ids or nil, together = bool}; nil and why (a sentence) when the
+-- train cannot have it.
+local function wish(t, class, ids, along)
+  if class == '' and ids == '' and along == '' then return {} end
+  if not t.classes then
+    return nil, 'this train has no numbered seats: send no class, seat_ids or together'
+  end
+  local w = {together = along == '1'}
+  if class ~= '' then
+    w.c = t.class_ix[class]
+    if not w.c then return nil, 'this train has no class ' .. cjson.encode(class) end
+  end
+  if ids ~= '' then
+    w.ids = {}
+    for id in string.gmatch(ids, '[^,]+') do
+      local c = seat_number(t, id)
+      if not c then return nil, 'this train has no seat ' .. id end
+      if (w.c or c) ~= c then
+        return nil, 'seat ' .. id .. ' is not of class ' .. cjson.encode(t.classes[w.c + 1])
+      end
+      w.c = c
+      w.ids[#w.ids + 1] = id
+    end
+  end
+  return w
+end
+
+-- Seats free for a journey in the class a request asks (all when none).
+local function left_for(t, w, a, b)
+  if t.classes and w.c then return free_for(t, w.c, a, b) end
+  return room(t, a, b)
+end
+
+-- The seats a request gets on a numbered train (w from wish): nil and the
+-- refusal when there are none: 'sold_out', 'not_together', or 'seat_taken'
+-- with the ids. Without a class, the class with the most seats free for
+-- the journey.
+local function place(t, w, a, b, n)
+  if w.ids then
+    local got, taken = named(t, w.ids, a, b)
+    return got, 'seat_taken', taken
+  end
+  local c = w.c
+  if not c then
+    local most = -1
+    for k = 0, #t.classes - 1 do
+      local free = free_for(t, k, a, b)
+      if free > most then c, most = k, free end
+    end
+  end
+  if free_for(t, c, a, b) < n then return nil, 'sold_out' end
+  if w.together and n > 1 then
+    local got = together(t, w.c, a, b, n)
+    return got, 'not_together'
+  end
+  return pick(t, c, a, b, n), 'sold_out'
+end
+
+-- Decides one request on a train whose lock is ours: n seats of the
+-- journey a..b leave `free` for `to` ('sold' or 'held'). Returns the seats
+-- taken (an empty list on a train without numbered seats), or nil and the
+-- refusal ('sold_out', 'not_together', 'seat_taken' and the ids taken).
+local function take(t, w, a, b, n, to)
+  local got, refusal, taken = {}, 'sold_out', nil
+  if t.classes then
+    got, refusal, taken = place(t, w, a, b, n)
+    if got then occupy(t, got, a, b) end
+  elseif room(t, a, b) < n then
+    got = nil
+  end
+  if got then move(t, a, b, n, 'free', to) end
+  return got, refusal, taken
+end
+
 -- A station's name as JSON (for records and answers).
 local function station(t, i) return cjson.encode(t.route[i + 1]) end
 
--- What an answer about a journey adds (a JSON object's fields, '' on a
--- train without stations): from and to; with `short` (seats asked), the
--- legs that lack them.
-local function journey_fields(t, a, b, short)
-  if not t.route then return '' end
-  local out = '{"from":' .. station(t, a) .. ',"to":' .. station(t, b)
-  if short then
-    local full = {}
-    for k = a, b - 1 do
-      if t.free[k] < short then
-        full[#full + 1] = '{"from":' .. station(t, k) .. ',"to":' .. station(t, k + 1) ..
-          ',"remaining":' .. string.format('%d', t.free[k]) .. '}'
+-- What an answer about a booking adds (a JSON object's fields, '' when
+-- none): on a train with stations, from and to, and with `short` (seats
+-- asked), the legs that lack them; on a numbered train, its seats (`got`)
+-- and their class; then `more` (fields as they are, or nil).
+local function journey_fields(t, a, b, short, got, more)
+  local parts = {}
+  if t.route then
+    parts[1] = '"from":' .. station(t, a) .. ',"to":' .. station(t, b)
+    if short then
+      local full = {}
+      for k = a, b - 1 do
+        if t.free[k] < short then
+          full[#full + 1] = '{"from":' .. station(t, k) .. ',"to":' .. station(t, k + 1) ..
+            ',"remaining":' .. string.format('%d', t.free[k]) .. '}'
+        end
       end
+      parts[#parts + 1] = '"full_legs":[' .. table.concat(full, ',') .. ']'
     end
-    out = out .. ',"full_legs":[' .. table.concat(full, ',') .. ']'
   end
-  return out .. '}'
+  if got and #got > 0 then
+    local ids = {}
+    for j, p in ipairs(got) do ids[j] = '"' .. p.id .. '"' end
+    parts[#parts + 1] = '"class":' .. cjson.encode(t.classes[got[1].c + 1]) ..
+      ',"seat_ids":[' .. table.concat(ids, ',') .. ']'
+  end
+  if more then parts[#parts + 1] = more end
+  if #parts == 0 then return '' end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- The status, n and extra of a refused request (take's refusal): 400
+-- sold_out with the seats left for the journey, or 409 with the refusal
+-- named (and, for seat_taken, the seats that are not free).
+local function refused(t, w, a, b, n, refusal, taken)
+  if refusal == 'sold_out' then return 400, left_for(t, w, a, b), journey_fields(t, a, b, n) end
+  return 409, 0, journey_fields(t, a, b, nil, nil,
+    '"error":"' .. refusal .. '","taken":' .. (taken and cjson.encode(taken) or '[]'))
 end
 
 -- Reads every train's stock, sold, held and legs in one MGET (before
@@ -361,7 +749,9 @@ end
 -- literal), seats, and expires_at_ms (holds) or created_at_ms (numbers, or
 -- their plain text); on a train with stations also the journey's stations
 -- a and b (the record names them as from, to and, for the scripts,
--- "stops":[a,b] right before the time); 0, 1 on a train without.
+-- "stops":[a,b] right before the time); 0, 1 on a train without. On a
+-- numbered train the record names its class and seat_ids, and keeps for
+-- the scripts "places":[class, seat, ...] (see placed).
 local function parse(rec)
   local user, seats, at = string.match(rec, '^{"user_id":(.-),"seats":(%d+),.-"[a-z_]+":(%d+)}$')
   if not user then error('unreadable record ' .. rec) end
@@ -370,13 +760,35 @@ local function parse(rec)
   if a then return user, tonumber(seats), tonumber(at), tonumber(a), tonumber(b) end
   return user, tonumber(seats), tonumber(at), 0, 1
 end
-local function record(t, user, seats, a, b, field, at)
-  local trip = ''
-  if t.route then
-    trip = ',"from":' .. station(t, a) .. ',"to":' .. station(t, b) ..
-      ',"stops":[' .. a .. ',' .. b .. ']'
+-- The seats of a record on a numbered train (as `seat` makes them, without
+-- a run); nil on a train without numbered seats.
+local function placed(rec)
+  local places = string.match(rec, '"places":%[([%d,]+)%]')
+  if not places then return nil end
+  local nums = {}
+  for d in string.gmatch(places, '%d+') do nums[#nums + 1] = tonumber(d) end
+  local got = {}
+  for id in string.gmatch(string.match(rec, '"seat_ids":%[(.-)%]'), '"([^"]+)"') do
+    got[#got + 1] = seat(id, nums[1], nums[#got + 2])
   end
-  return '{"user_id":' .. (user == '' and 'null' or user) .. ',"seats":' .. seats .. trip ..
+  return got
+end
+local function record(t, user, seats, a, b, field, at, got)
+  local named, trip, places = '', '', ''
+  if got and #got > 0 then
+    local ids, nums = {}, {string.format('%d', got[1].c)}
+    for j, p in ipairs(got) do ids[j], nums[j + 1] = '"' .. p.id .. '"', string.format('%d', p.i) end
+    named = ',"class":' .. cjson.encode(t.classes[got[1].c + 1]) .. ',"seat_ids":[' ..
+      table.concat(ids, ',') .. ']'
+    places = ',"places":[' .. table.concat(nums, ',') .. ']'
+  end
+  if t.route then
+    trip = ',"from":' .. station(t, a) .. ',"to":' .. station(t, b) .. places ..
+      ',"stops":[' .. a .. ',' .. b .. ']'
+  else
+    trip = places
+  end
+  return '{"user_id":' .. (user == '' and 'null' or user) .. ',"seats":' .. seats .. named .. trip ..
     ',"' .. field .. '":' .. at .. '}'
 end
 
@@ -406,6 +818,8 @@ local function reclaim(t)
   for i, id in ipairs(ids) do
     if recs[i] then
       local user, n, expires, a, b = parse(recs[i])
+      local got = placed(recs[i])
+      if got then give_back(t, got, a, b) end
       move(t, a, b, n, 'held', 'free')
       charge(t, user, -n)
       ended[#ended + 1] = expires + MEMORY; ended[#ended + 1] = 'expired:' .. id

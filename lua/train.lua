@@ -1,37 +1,44 @@
--- train.lua: one consistent snapshot of a train, for GET /trains/{id} and
--- /readyz. Read-only: it works while an operator holds the lock, and costs
--- no write or fsync. Holds that have expired but are not reclaimed yet are
--- counted back into stock here (computed, not written), so an expired hold
--- never shows in `held`, whether or not anything touched the train since;
--- on a train with stations, into the free seats of exactly their legs.
+-- train.lua: one consistent snapshot of a train, for GET /trains/{id},
+-- GET /trains/{id}/seats and /readyz. Read-only: it works while an operator
+-- holds the lock, and costs no write or fsync. Holds that have expired but
+-- are not reclaimed yet are counted back into stock here (computed, not
+-- written), so an expired hold never shows in `held`, whether or not
+-- anything touched the train since; on a train with stations, into the free
+-- seats of exactly their legs. On a numbered train the service works out
+-- each seat's state from the free runs and the holds sent along.
 --
 -- KEYS[1] stock  KEYS[2] capacity  KEYS[3] sold  KEYS[4] held  KEYS[5] lock
--- KEYS[6] holds  KEYS[7] hold_expiry  KEYS[8] legs
--- Reply {stock, capacity, sold, held, lock pttl, stations, legs...}: the
--- first four are the raw values (nil when missing; a train exists when its
--- stock does) with expired holds' seats moved from held to stock; PTTL -2
--- no lock, -1 no expiry; stations a JSON array (nil when none), then per
--- leg free, sold, held.
+-- KEYS[6] holds  KEYS[7] hold_expiry  KEYS[8] legs  KEYS[9] seats
+-- KEYS[10] coaches
+-- Reply {stock, capacity, sold, held, lock pttl, stations, legs, coaches,
+-- runs, holds, now}: the first four are the raw values (nil when missing; a
+-- train exists when its stock does) with expired holds' seats moved from
+-- held to stock; PTTL -2 no lock, -1 no expiry; stations a JSON array (nil
+-- when none); legs per leg free, sold, held; on a numbered train (else nil
+-- and empty): its coaches as created, its free runs (`seats`: member,
+-- score, ...) and its holds' records, expired or not, then the time in ms.
 
 local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8])
 local raw = v[5]
 v[5] = redis.call('PTTL', KEYS[5])
-v[6] = false
+v[6], v[7], v[8], v[9], v[10], v[11] = false, {}, false, {}, {}, 0
 if not v[1] then return v end
-local legs = {}
+local legs = v[7]
 if raw then
   local ok, decoded = pcall(cjson.decode, raw)
   if not ok or type(decoded) ~= 'table' or type(decoded.stations) ~= 'table' then
     return redis.error_reply('ERR train.lua: unreadable legs')
   end
-  v[6] = cjson.encode(decoded.stations)
+  if #decoded.stations >= 2 then v[6] = cjson.encode(decoded.stations) end
   for k = 1, #decoded.stations - 1 do
     legs[3 * k - 2], legs[3 * k - 1], legs[3 * k] =
       tonumber(decoded.free[k]) or 0, tonumber(decoded.sold[k]) or 0, tonumber(decoded.held[k]) or 0
   end
 end
 local t = redis.call('TIME')
-local ids = redis.call('ZRANGE', KEYS[7], '-inf', t[1] * 1000 + math.floor(t[2] / 1000), 'BYSCORE')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+v[11] = now
+local ids = redis.call('ZRANGE', KEYS[7], '-inf', now, 'BYSCORE')
 local expired = 0
 if #ids > 0 then
   for _, rec in ipairs(redis.call('HMGET', KEYS[6], unpack(ids))) do
@@ -59,5 +66,9 @@ if stock and held and expired > 0 then
   end
   v[4] = tostring(held - expired)
 end
-for i = 1, #legs do v[6 + i] = legs[i] end
+v[8] = redis.call('GET', KEYS[10])
+if v[8] then
+  v[9] = redis.call('ZRANGE', KEYS[9], 0, -1, 'WITHSCORES')
+  v[10] = redis.call('HVALS', KEYS[6])
+end
 return v

@@ -12,6 +12,7 @@
 //! - [`identity`]: who is buying, from a verified JWT;
 //! - [`rate_limit`]: RATE_LIMIT_PER_CLIENT, leased from Redis in chunks;
 //! - [`request`]: parsing and validating what clients send;
+//! - [`seats`]: coach layouts, seat ids, and seat maps of numbered trains;
 //! - [`respond`]: the JSON responses and error bodies;
 //! - [`batch`]: group commit, many queued requests in one script call;
 //! - [`store`]: the Redis pool and one typed call per Lua script;
@@ -35,6 +36,7 @@ pub mod probe;
 pub mod rate_limit;
 pub mod request;
 pub mod respond;
+pub mod seats;
 pub mod server;
 pub mod store;
 

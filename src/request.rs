@@ -38,6 +38,7 @@ pub struct Reserve {
     pub user_id: Option<String>,
     pub seats: u8,
     pub journey: Journey,
+    pub seating: Seating,
 }
 
 impl Reserve {
@@ -46,11 +47,12 @@ impl Reserve {
     pub fn fingerprint(&self) -> String {
         let user = self.user_id.as_deref().unwrap_or("");
         format!(
-            "{}|{}|{}{}",
+            "{}|{}|{}{}{}",
             self.train_id,
             self.seats,
             user,
-            self.journey.fingerprint()
+            self.journey.fingerprint(),
+            self.seating.fingerprint()
         )
     }
 }
@@ -82,6 +84,90 @@ impl Journey {
         }
         let name = |n: &Option<String>| serde_json::to_string(n).unwrap_or_default();
         format!("|{}|{}", name(&self.from), name(&self.to))
+    }
+}
+
+/// What a request asks of a numbered train's seats (all empty: the service
+/// picks, in any class). Whether the train has those seats and that class
+/// is the script's to say (422 `invalid_request`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seating {
+    pub class: Option<String>,
+    pub seat_ids: Vec<String>,
+    pub together: bool,
+}
+
+impl Seating {
+    /// Checks the fields' shape; returns them with the seats the request
+    /// books (`seats`, or the number of seat ids, which must agree).
+    fn new(
+        class: Option<String>,
+        seat_ids: Option<Vec<String>>,
+        together: Option<bool>,
+        seats: Option<u64>,
+    ) -> Result<(Seating, u8), String> {
+        if let Some(class) = &class {
+            let ok = (1..=32).contains(&class.len())
+                && class.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !ok {
+                return Err("class must be 1 to 32 of a-z 0-9 _ -".to_owned());
+            }
+        }
+        let together = together.unwrap_or(false);
+        let Some(ids) = seat_ids else {
+            let seating = Seating {
+                class,
+                seat_ids: Vec::new(),
+                together,
+            };
+            return Ok((seating, self::seats(seats)?));
+        };
+        if together {
+            return Err("seat_ids names the seats: send together only without them".to_owned());
+        }
+        if !(1..=crate::seats::MAX_SEAT_IDS).contains(&ids.len()) {
+            return Err(format!(
+                "seat_ids must name 1 to {} seats",
+                crate::seats::MAX_SEAT_IDS
+            ));
+        }
+        for (at, id) in ids.iter().enumerate() {
+            if !crate::seats::valid_seat_id(id) {
+                return Err(format!(
+                    "seat_ids[{at}]: a seat id is {{coach}}-{{row}}{{letter}}, like 7-12A"
+                ));
+            }
+            if ids[..at].contains(id) {
+                return Err(format!("seat_ids[{at}]: {id} is named twice"));
+            }
+        }
+        let n = ids.len() as u64;
+        if seats.is_some_and(|asked| asked != n) {
+            return Err(format!(
+                "seats must equal the number of seat_ids ({n}), or be left out"
+            ));
+        }
+        let seating = Seating {
+            class,
+            seat_ids: ids,
+            together: false,
+        };
+        Ok((seating, self::seats(Some(n))?))
+    }
+
+    /// What it adds to a request's fingerprint ('' when it asks nothing).
+    fn fingerprint(&self) -> String {
+        if *self == Seating::default() {
+            return String::new();
+        }
+        format!(
+            "|{}|{}|{}",
+            self.class.as_deref().unwrap_or(""),
+            self.seat_ids.join(","),
+            self.together
+        )
     }
 }
 
@@ -141,6 +227,42 @@ pub struct ReserveBody {
         example = "Lyon"
     )]
     to: Option<String>,
+    /// On a train with coaches: only seats of this class (unknown: 422).
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = "^[a-z0-9_-]{1,32}$",
+        example = "second"
+    )]
+    class: Option<String>,
+    /// On a train with coaches: exactly these seats (all or none; taken:
+    /// 409 `seat_taken`). 1 to 10 distinct ids; `seats`, if given, must be
+    /// their number.
+    #[schema(schema_with = seat_ids_schema)]
+    seat_ids: Option<Vec<String>>,
+    /// On a train with coaches: all seats in one coach, next to each other
+    /// in the fewest rows (none such: 409 `not_together`). Default false.
+    together: Option<bool>,
+}
+
+/// `seat_ids` in `/openapi.json`: the rules `Seating::new` enforces.
+fn seat_ids_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let id = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Za-z0-9]{1,8}-[1-9][0-9]?[A-Z]$"));
+    ArrayBuilder::new()
+        .items(id)
+        .min_items(Some(1))
+        .max_items(Some(crate::seats::MAX_SEAT_IDS))
+        .unique_items(true)
+        .description(Some(
+            "On a train with coaches: exactly these seats (all or none; one taken: 409 \
+             `seat_taken`). 1 to 10 distinct ids like `7-12A`; `seats`, if given, must be their \
+             number.",
+        ))
+        .examples([serde_json::json!(["7-12A", "7-12B"])])
+        .build()
 }
 
 /// Parses a `POST /reserve` body (empty means all defaults).
@@ -152,6 +274,9 @@ pub fn parse_reserve(body: &[u8], default_train: &str) -> Result<Reserve, String
             seats: None,
             from: None,
             to: None,
+            class: None,
+            seat_ids: None,
+            together: None,
         }
     } else {
         parse_json(body)?
@@ -160,11 +285,14 @@ pub fn parse_reserve(body: &[u8], default_train: &str) -> Result<Reserve, String
     if !valid_train_id(&train_id) {
         return Err(bad_train_id());
     }
+    let (seating, seats) =
+        Seating::new(parsed.class, parsed.seat_ids, parsed.together, parsed.seats)?;
     Ok(Reserve {
         train_id,
-        seats: seats(parsed.seats)?,
+        seats,
         user_id: user_id(parsed.user_id)?,
         journey: Journey::new(parsed.from, parsed.to)?,
+        seating,
     })
 }
 
@@ -198,6 +326,7 @@ pub struct Hold {
     pub seats: u8,
     pub ttl_ms: u64,
     pub journey: Journey,
+    pub seating: Seating,
 }
 
 impl Hold {
@@ -205,8 +334,9 @@ impl Hold {
     pub fn fingerprint(&self, train_id: &str) -> String {
         let user = self.user_id.as_deref().unwrap_or("");
         let journey = self.journey.fingerprint();
+        let seating = self.seating.fingerprint();
         format!(
-            "hold|{train_id}|{}|{}|{user}{journey}",
+            "hold|{train_id}|{}|{}|{user}{journey}{seating}",
             self.seats, self.ttl_ms
         )
     }
@@ -249,6 +379,22 @@ pub struct HoldBody {
         example = "Lyon"
     )]
     to: Option<String>,
+    /// On a train with coaches: only seats of this class (unknown: 422).
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = "^[a-z0-9_-]{1,32}$",
+        example = "second"
+    )]
+    class: Option<String>,
+    /// On a train with coaches: exactly these seats (all or none; taken:
+    /// 409 `seat_taken`). 1 to 10 distinct ids; `seats`, if given, must be
+    /// their number.
+    #[schema(schema_with = seat_ids_schema)]
+    seat_ids: Option<Vec<String>>,
+    /// On a train with coaches: all seats in one coach, next to each other
+    /// in the fewest rows (none such: 409 `not_together`). Default false.
+    together: Option<bool>,
 }
 
 /// Parses a `POST /trains/{id}/holds` body (empty means all defaults).
@@ -260,6 +406,9 @@ pub fn parse_hold(body: &[u8], default_ttl_ms: u64) -> Result<Hold, String> {
             ttl_ms: None,
             from: None,
             to: None,
+            class: None,
+            seat_ids: None,
+            together: None,
         }
     } else {
         parse_json(body)?
@@ -272,11 +421,14 @@ pub fn parse_hold(body: &[u8], default_ttl_ms: u64) -> Result<Hold, String> {
             HOLD_TTL_MS.end()
         ));
     }
+    let (seating, seats) =
+        Seating::new(parsed.class, parsed.seat_ids, parsed.together, parsed.seats)?;
     Ok(Hold {
-        seats: seats(parsed.seats)?,
+        seats,
         user_id: user_id(parsed.user_id)?,
         ttl_ms,
         journey: Journey::new(parsed.from, parsed.to)?,
+        seating,
     })
 }
 
@@ -293,10 +445,11 @@ pub fn parse_id(raw: &str, what: &str) -> Result<String, String> {
 #[serde(deny_unknown_fields)]
 #[schema(as = PutTrainRequest)]
 pub struct PutTrain {
-    /// Seats of the train, 0 to 1,000,000,000.
+    /// Seats of the train, 0 to 1,000,000,000 (unnumbered); or leave it out
+    /// and send `coaches`.
     #[schema(minimum = 0, maximum = 1000000000, example = 300)]
-    #[serde(deserialize_with = "whole::required")]
-    pub capacity: u64,
+    #[serde(default, deserialize_with = "whole::optional")]
+    pub capacity: Option<u64>,
     /// `true`: reset an existing train (its sales and holds are cleared;
     /// `stations` replace its stations, or remove them when absent).
     #[serde(default)]
@@ -306,6 +459,21 @@ pub struct PutTrain {
     /// leg (between two consecutive stations). Absent: one leg, no stations.
     #[schema(schema_with = stations_schema)]
     pub stations: Option<Vec<String>>,
+    /// Numbered seats, instead of `capacity`: the train's coaches in order,
+    /// each `{"coach", "class", "rows", "layout"}`; seat ids are
+    /// `{coach}-{row}{letter}` (`7-12A`). At most 2,000 seats.
+    #[schema(min_items = 1, example = json!([{"coach": "1", "class": "first", "rows": 2, "layout": "A_BC"}, {"coach": "2", "class": "second", "rows": 4, "layout": "AB_CD"}]))]
+    pub coaches: Option<Vec<crate::seats::Coach>>,
+}
+
+impl PutTrain {
+    /// The train's seats: `capacity`, or the seats of its coaches.
+    pub fn seats(&self) -> u64 {
+        match &self.coaches {
+            Some(coaches) => crate::seats::check_coaches(coaches).unwrap_or(0) as u64,
+            None => self.capacity.unwrap_or(0),
+        }
+    }
 }
 
 /// `stations` in `/openapi.json`: the rules `parse_put_train` enforces.
@@ -341,10 +509,20 @@ pub fn parse_put_train(body: &[u8]) -> Result<PutTrain, String> {
         return Err("a body is required: {\"capacity\": N, \"reset\": false}".to_owned());
     }
     let put: PutTrain = parse_json(body)?;
-    if put.capacity > MAX_CAPACITY {
-        return Err(format!(
-            "capacity must be an integer from 0 to {MAX_CAPACITY}"
-        ));
+    match (&put.capacity, &put.coaches) {
+        (Some(_), Some(_)) => {
+            return Err("send capacity or coaches, not both: coaches give the capacity".to_owned())
+        }
+        (None, None) => return Err("capacity or coaches is required".to_owned()),
+        (Some(capacity), None) if *capacity > MAX_CAPACITY => {
+            return Err(format!(
+                "capacity must be an integer from 0 to {MAX_CAPACITY}"
+            ))
+        }
+        (_, Some(coaches)) => {
+            crate::seats::check_coaches(coaches)?;
+        }
+        _ => {}
     }
     if let Some(stations) = &put.stations {
         if !STATIONS.contains(&stations.len()) {
@@ -624,9 +802,10 @@ mod tests {
         assert_eq!(
             parse_put_train(br#"{"capacity":5}"#),
             Ok(PutTrain {
-                capacity: 5,
+                capacity: Some(5),
                 reset: false,
                 stations: None,
+                coaches: None,
             })
         );
         let put = parse_put_train(br#"{"capacity":5,"stations":["A","Z\u00fcrich HB"]}"#);
@@ -638,7 +817,7 @@ mod tests {
         let body = serde_json::json!({"capacity": 1, "stations": fifty}).to_string();
         assert!(parse_put_train(body.as_bytes()).is_ok());
         assert!(parse_put_train(br#"{"capacity":5,"reset":true}"#).is_ok_and(|p| p.reset));
-        assert!(parse_put_train(br#"{"capacity":0.0}"#).is_ok_and(|p| p.capacity == 0));
+        assert!(parse_put_train(br#"{"capacity":0.0}"#).is_ok_and(|p| p.seats() == 0));
         let long = serde_json::json!({"capacity": 1, "stations": ["A", "x".repeat(65)]});
         assert!(parse_put_train(long.to_string().as_bytes()).is_err());
         let many: Vec<String> = (0..51).map(|i| format!("s{i}")).collect();

@@ -139,7 +139,13 @@ async fn prepare(app: &App) -> Result<(), String> {
     let config = &app.config;
     match app
         .store
-        .put_train(&config.default_train, config.default_stock, false, None)
+        .put_train(
+            &config.default_train,
+            config.default_stock,
+            false,
+            None,
+            None,
+        )
         .await
     {
         Ok((201, _)) => {

@@ -391,7 +391,10 @@ async fn call_trains(
                 user.to_string(),
                 idem.to_string(),
                 fp.to_string(),
-                // from, to: the whole route.
+                // from, to: the whole route; class, seat ids, together: none.
+                String::new(),
+                String::new(),
+                String::new(),
                 String::new(),
                 String::new(),
             ]);
@@ -556,7 +559,7 @@ async fn call_after(h: &Harness, after: &str, id: &str) -> Result<Value, String>
     args.push(format!("train:{{fenced}}:call:{after}"));
     let after = (TRAIN_KEYS.len() + 2).to_string();
     args.extend(["tok", "3000", "86400000", "0", "60000", &after].map(String::from));
-    args.extend(["1", "1", id, "1", "", "0", "", "", ""].map(String::from));
+    args.extend(["1", "1", id, "1", "", "0", "", "", "", "", "", ""].map(String::from));
     h.cmd_result("EVAL", args).await
 }
 

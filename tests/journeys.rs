@@ -533,6 +533,8 @@ async fn one_call(h: &Harness, train: &str, members: &[(&str, u8, &str, &str)]) 
             String::new(),
         ]);
         args.extend([from.to_string(), to.to_string()]);
+        // class, seat ids, together: none asked.
+        args.extend([String::new(), String::new(), String::new()]);
     }
     let reply = h.cmd_result("EVAL", args).await.expect("reserve.lua");
     reply

@@ -27,7 +27,7 @@ use utoipa::{
 };
 
 use super::{
-    holds, operations, reservations,
+    holds, operations, reservations, seats,
     shared::{
         Forbidden, Internal, Invalid, Locked, RateLimited, Throttled, Timeout, TooLarge,
         Unauthorized, Unavailable,
@@ -52,6 +52,7 @@ use crate::respond::{self, error, ErrorBody, Reply};
         reservations::reserve,
         trains::get,
         trains::put,
+        seats::get,
         holds::create,
         holds::get,
         holds::release,

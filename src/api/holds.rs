@@ -8,8 +8,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    buyer, idempotency_key, limit_reached, read_body, replayed,
-    reservations::{idempotency_mismatch, invalid_journey, sold_out, Reserved},
+    buyer, idempotency_key, read_body, replayed,
+    reservations::{
+        conflict, idempotency_mismatch, invalid_journey, invalid_seats, sold_out, Reserved,
+    },
     target, unexpected, unknown_train, user_for, Answer, App,
 };
 use crate::{
@@ -33,6 +35,12 @@ struct Held<'a> {
     /// On a train with stations: where it ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<&'a str>,
+    /// On a numbered train: the seats, like `7-12A`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seat_ids: Option<&'a [String]>,
+    /// On a numbered train: the seats' class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<&'a str>,
 }
 
 /// Hold seats while the buyer pays; confirm or release the hold before it expires.
@@ -50,7 +58,7 @@ struct Held<'a> {
         (status = 401, response = super::shared::Unauthorized),
         (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),
-        (status = 409, description = "`limit_reached`: the user would have more than `MAX_SEATS_PER_USER` seats on the train (`limit`, `used`).", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the user would have more than `MAX_SEATS_PER_USER` seats on the train (`limit`, `used`); `seat_taken`: a seat of `seat_ids` is not free for the journey (`seat_ids`: those not free); `not_together`: no group of that many seats together is free.", body = ErrorBody),
         (status = 410, description = "`hold_expired`: the `Idempotency-Key` made a hold that has expired since.", body = ErrorBody),
         (status = 408, response = super::shared::Timeout),
         (status = 413, response = super::shared::TooLarge),
@@ -73,6 +81,7 @@ pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) ->
         ttl_ms: hold.ttl_ms,
         idempotency: idempotency_key.map(|key| (key, hold.fingerprint(train_id))),
         journey: hold.journey.clone(),
+        seating: hold.seating.clone(),
     };
     let reply = app.holds.submit(train_id, member).await?;
     let response = match reply.status {
@@ -86,14 +95,17 @@ pub(super) async fn create(app: &App, train_id: &str, req: Request<Incoming>) ->
                 remaining: reply.n,
                 from: reply.journey.from.as_deref(),
                 to: reply.journey.to.as_deref(),
+                seat_ids: reply.journey.seat_ids.as_deref(),
+                class: reply.journey.class.as_deref(),
             },
         ),
         400 => sold_out(train_id, reply.n, hold.seats, &reply.journey),
-        409 => limit_reached(app, reply.n),
+        409 => conflict(app, train_id, reply.n, hold.seats, &reply.journey),
         410 => hold_expired(&reply.hold_id),
         429 => respond::locked(reply.n),
         404 => unknown_train(train_id),
         422 if reply.n == 0 => idempotency_mismatch(),
+        422 if reply.n == 4 => invalid_seats(train_id, &reply.journey),
         422 => invalid_journey(train_id, reply.n, &hold.journey),
         other => unexpected("hold.lua", other),
     };
@@ -118,6 +130,11 @@ struct HoldBody<'a> {
     from: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<&'a str>,
+    /// On a numbered train: the seats and their class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seat_ids: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<&'a str>,
 }
 
 /// Read a live hold.
@@ -154,6 +171,8 @@ pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<In
                 expires_at_ms: h.expires_at_ms,
                 from: h.from.as_deref(),
                 to: h.to.as_deref(),
+                seat_ids: h.seat_ids.as_deref(),
+                class: h.class.as_deref(),
             },
         )),
         (410, _) => Err(hold_expired(&id)),
@@ -209,6 +228,8 @@ pub(super) async fn confirm(
                     remaining: reply.n,
                     from: reply.journey.from.as_deref(),
                     to: reply.journey.to.as_deref(),
+                    seat_ids: reply.journey.seat_ids.as_deref(),
+                    class: reply.journey.class.as_deref(),
                 },
             );
             if reply.replayed {

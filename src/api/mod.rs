@@ -15,6 +15,7 @@ mod docs;
 mod holds;
 mod operations;
 mod reservations;
+mod seats;
 mod shared;
 mod trains;
 
@@ -108,7 +109,7 @@ pub struct RouteSpec {
 /// tests check it against `/openapi.json` both ways, so the three cannot
 /// drift apart.
 #[rustfmt::skip]
-pub const ROUTES: [RouteSpec; 13] = [
+pub const ROUTES: [RouteSpec; 14] = [
     RouteSpec { pattern: "/reserve", allow: "POST" },
     RouteSpec { pattern: "/trains/{id}", allow: "GET, HEAD, PUT" },
     RouteSpec { pattern: "/trains/{id}/holds", allow: "POST" },
@@ -122,6 +123,7 @@ pub const ROUTES: [RouteSpec; 13] = [
     RouteSpec { pattern: "/docs", allow: "GET, HEAD" },
     RouteSpec { pattern: "/docs/", allow: "GET, HEAD" },
     RouteSpec { pattern: "/docs/{file}", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/trains/{id}/seats", allow: "GET, HEAD" },
 ];
 
 /// (method, route index, status) of every answer `/openapi.json` documents:
@@ -159,6 +161,8 @@ enum Route {
     Hold(String, String),
     Confirm(String, String),
     Reservation(String, String),
+    /// `/trains/{id}/seats`: a numbered train's seat map.
+    Seats(String),
     Healthz,
     Readyz,
     Metrics,
@@ -186,6 +190,7 @@ impl Route {
             ["docs", file] => Route::DocsFile(owned(file)),
             ["trains", id] if !id.is_empty() => Route::Train(owned(id)),
             ["trains", id, "holds"] => Route::Holds(owned(id)),
+            ["trains", id, "seats"] => Route::Seats(owned(id)),
             ["trains", id, "holds", hold] if !hold.is_empty() => {
                 Route::Hold(owned(id), owned(hold))
             }
@@ -213,6 +218,7 @@ impl Route {
             Route::DocsRedirect => 10,
             Route::DocsPage => 11,
             Route::DocsFile(_) => 12,
+            Route::Seats(_) => 13,
         }
     }
 
@@ -224,7 +230,7 @@ impl Route {
     /// The train id in the path, if the route has one.
     fn train(&self) -> Option<&str> {
         match self {
-            Route::Train(t) | Route::Holds(t) => Some(t),
+            Route::Train(t) | Route::Holds(t) | Route::Seats(t) => Some(t),
             Route::Hold(t, _) | Route::Confirm(t, _) | Route::Reservation(t, _) => Some(t),
             _ => None,
         }
@@ -291,6 +297,7 @@ async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Reply {
         (Route::Confirm(t, h), M::POST) => holds::confirm(app, &t, &h, req).await,
         (Route::Train(t), M::GET | M::HEAD) => trains::get(app, &t, req.uri().query()).await,
         (Route::Train(t), M::PUT) => trains::put(app, &t, req).await,
+        (Route::Seats(t), M::GET | M::HEAD) => seats::get(app, &t, req.uri().query()).await,
         (Route::Healthz, _) => Ok(operations::healthz()),
         (Route::Readyz, _) => Ok(operations::readyz(app).await),
         (Route::Metrics, _) => Ok(operations::metrics(app)),

@@ -30,6 +30,12 @@ pub(super) struct Reserved<'a> {
     /// On a train with stations: where it ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<&'a str>,
+    /// On a numbered train: the seats, like `7-12A`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_ids: Option<&'a [String]>,
+    /// On a numbered train: the seats' class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<&'a str>,
 }
 
 /// Reserve seats on a train (the default train when the body names none).
@@ -49,7 +55,7 @@ pub(super) struct Reserved<'a> {
         (status = 401, response = super::shared::Unauthorized),
         (status = 403, response = super::shared::Forbidden),
         (status = 404, description = "`unknown_train`: no such train.", body = ErrorBody),
-        (status = 409, description = "`limit_reached`: the user would have more than `MAX_SEATS_PER_USER` seats on the train (`limit`, `used`).", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the user would have more than `MAX_SEATS_PER_USER` seats on the train (`limit`, `used`); `seat_taken`: a seat of `seat_ids` is not free for the journey (`seat_ids`: those not free); `not_together`: no group of that many seats together is free.", body = ErrorBody),
         (status = 408, response = super::shared::Timeout),
         (status = 413, response = super::shared::TooLarge),
         (status = 422, response = super::shared::Invalid),
@@ -71,6 +77,7 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Answer {
         user_id: reserve.user_id.clone(),
         idempotency,
         journey: reserve.journey.clone(),
+        seating: reserve.seating.clone(),
     };
     let reply = app
         .reservations
@@ -94,13 +101,16 @@ pub(super) async fn reserve(app: &App, req: Request<Incoming>) -> Answer {
                 remaining: n,
                 from: journey.from.as_deref(),
                 to: journey.to.as_deref(),
+                seat_ids: journey.seat_ids.as_deref(),
+                class: journey.class.as_deref(),
             },
         ),
         400 => sold_out(train_id, n, reserve.seats, &journey),
-        409 => limit_reached(app, n),
+        409 => conflict(app, train_id, n, reserve.seats, &journey),
         429 => respond::locked(n),
         404 => unknown_train(train_id),
         422 if n == 0 => idempotency_mismatch(),
+        422 if n == 4 => invalid_seats(train_id, &journey),
         422 => invalid_journey(train_id, n, &reserve.journey),
         other => unexpected("reserve.lua", other),
     };
@@ -140,6 +150,45 @@ pub(super) fn sold_out(train_id: &str, remaining: i64, asked: u8, journey: &Jour
             ("full_legs", full_legs.clone()),
         ],
     )
+}
+
+/// 409: over the per-user limit, or (on a numbered train) `seat_taken`
+/// with the seats that are not free, or `not_together`.
+pub(super) fn conflict(
+    app: &App,
+    train_id: &str,
+    used: i64,
+    asked: u8,
+    journey: &Journeying,
+) -> Reply {
+    match journey.error.as_deref() {
+        Some("seat_taken") => error(
+            StatusCode::CONFLICT,
+            "seat_taken",
+            format!(
+                "on train {train_id}, seat(s) {} are not free for this journey; nothing was booked",
+                journey.taken.join(", ")
+            ),
+            &[("seat_ids", serde_json::json!(journey.taken))],
+        ),
+        Some("not_together") => error(
+            StatusCode::CONFLICT,
+            "not_together",
+            format!(
+                "train {train_id} has no {asked} seats together (one coach, next to each other, \
+                 in the fewest rows) free for this journey; nothing was held or booked"
+            ),
+            &[],
+        ),
+        _ => limit_reached(app, used),
+    }
+}
+
+/// 422 `invalid_request`: seat fields the train cannot have (no numbered
+/// seats, an unknown class or seat), in the script's words.
+pub(super) fn invalid_seats(train_id: &str, journey: &Journeying) -> Reply {
+    let why = journey.detail.as_deref().unwrap_or("bad seat fields");
+    invalid(format!("train {train_id}: {why}"))
 }
 
 /// 422 `invalid_journey`: the script found no such journey on the train
@@ -189,6 +238,11 @@ struct ReservationBody<'a> {
     from: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<&'a str>,
+    /// On a numbered train: the seats and their class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seat_ids: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<&'a str>,
 }
 
 /// Read one reservation (its user, or the admin, when identities are on).
@@ -228,6 +282,8 @@ pub(super) async fn get(app: &App, train_id: &str, raw_id: &str, req: Request<In
             created_at_ms: r.created_at_ms,
             from: r.from.as_deref(),
             to: r.to.as_deref(),
+            seat_ids: r.seat_ids.as_deref(),
+            class: r.class.as_deref(),
         },
     ))
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::{read_body, reservations::invalid_journey, unexpected, unknown_train, Answer, App};
 use crate::{
     request::{self, Admin},
-    respond::{self, error, invalid, json, ErrorBody},
+    respond::{self, error, invalid, json, ErrorBody, Reply},
 };
 
 /// A train's figures. Expired holds count as `remaining`, never as `held`.
@@ -38,6 +38,19 @@ struct TrainView<'a> {
     /// or of the whole route).
     #[serde(skip_serializing_if = "Option::is_none")]
     legs: Option<Vec<LegView<'a>>>,
+    /// On a numbered train: per class, its seats and those free for the
+    /// journey (the whole route, or the journey asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classes: Option<Vec<ClassView>>,
+}
+
+/// One class of a numbered train.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ClassView {
+    class: String,
+    capacity: i64,
+    /// Seats of this class free on every leg of the journey.
+    remaining: i64,
 }
 
 /// One leg: the stretch between two consecutive stations.
@@ -68,27 +81,57 @@ pub(super) struct JourneyQuery {
 impl JourneyQuery {
     /// The query string's `from` and `to`, percent-decoded; other names
     /// are refused (422), as unknown body fields are.
-    fn parse(query: Option<&str>) -> Result<JourneyQuery, String> {
-        let mut out = JourneyQuery::default();
+    pub(super) fn parse(query: Option<&str>) -> Result<JourneyQuery, String> {
+        Ok(JourneyQuery::parse_with(query, None)?.0)
+    }
+
+    /// As `parse`, also taking `extra` (a third parameter's name), whose
+    /// value is returned beside.
+    pub(super) fn parse_with(
+        query: Option<&str>,
+        extra: Option<&str>,
+    ) -> Result<(JourneyQuery, Option<String>), String> {
+        let (mut out, mut other) = (JourneyQuery::default(), None);
         for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let slot = match name.as_ref() {
                 "from" => &mut out.from,
                 "to" => &mut out.to,
-                other => {
-                    return Err(format!(
-                        "unknown query parameter {other:?}: use from and to"
-                    ))
+                n if Some(n) == extra => &mut other,
+                n => {
+                    let names =
+                        extra.map_or("from and to".to_owned(), |e| format!("from, to and {e}"));
+                    return Err(format!("unknown query parameter {n:?}: use {names}"));
                 }
             };
             if slot.replace(value.into_owned()).is_some() {
                 return Err(format!("{name} is given twice"));
             }
         }
-        Ok(out)
+        Ok((out, other))
+    }
+
+    /// The journey asked as legs a..b of a train (`stations`; none: its one
+    /// leg), or the 422 that says why there is none.
+    pub(super) fn legs(
+        &self,
+        id: &str,
+        stations: Option<&[String]>,
+    ) -> Result<(usize, usize), Reply> {
+        let journey = self.journey(stations).map_err(|why| {
+            let named = request::Journey {
+                from: self.from.clone(),
+                to: self.to.clone(),
+            };
+            invalid_journey(id, why, &named)
+        })?;
+        Ok(journey.unwrap_or((0, stations.map_or(1, |s| s.len().max(2) - 1))))
     }
 
     /// Station indexes `a < b` of the journey on `stations`, or why not.
-    fn journey(&self, stations: Option<&[String]>) -> Result<Option<(usize, usize)>, i64> {
+    pub(super) fn journey(
+        &self,
+        stations: Option<&[String]>,
+    ) -> Result<Option<(usize, usize)>, i64> {
         let Some(stations) = stations else {
             return match (&self.from, &self.to) {
                 (None, None) => Ok(None),
@@ -132,15 +175,9 @@ pub(super) async fn get(app: &App, id: &str, query: Option<&str>) -> Answer {
         .await?
         .ok_or_else(|| unknown_train(id))?;
     let stations = state.stations.as_deref();
-    let journey = query.journey(stations).map_err(|why| {
-        let named = request::Journey {
-            from: query.from.clone(),
-            to: query.to.clone(),
-        };
-        invalid_journey(id, why, &named)
-    })?;
+    let (a, b) = query.legs(id, stations)?;
     let mut remaining = state.remaining;
-    let legs = stations.zip(journey).map(|(stations, (a, b))| {
+    let legs = stations.map(|stations| {
         let legs: Vec<LegView> = (a..b)
             .filter_map(|k| {
                 let leg = state.legs.get(k)?;
@@ -158,6 +195,20 @@ pub(super) async fn get(app: &App, id: &str, query: Option<&str>) -> Answer {
         }
         legs
     });
+    // On a numbered train, what a buyer meets: seats free from a to b.
+    let classes = state.seats.as_ref().map(|seats| {
+        let classes: Vec<ClassView> = seats
+            .classes(a as u32, b as u32)
+            .into_iter()
+            .map(|(class, capacity, remaining)| ClassView {
+                class,
+                capacity,
+                remaining,
+            })
+            .collect();
+        remaining = classes.iter().map(|c| c.remaining).sum();
+        classes
+    });
     Ok(json(
         StatusCode::OK,
         &TrainView {
@@ -170,6 +221,7 @@ pub(super) async fn get(app: &App, id: &str, query: Option<&str>) -> Answer {
             lock_ttl_ms: state.lock.unwrap_or(Some(0)),
             stations,
             legs,
+            classes,
         },
     ))
 }
@@ -184,6 +236,9 @@ struct TrainCreated<'a> {
     /// Its stations, when it has some.
     #[serde(skip_serializing_if = "Option::is_none")]
     stations: Option<&'a [String]>,
+    /// Its coaches, when its seats are numbered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coaches: Option<&'a [crate::seats::Coach]>,
 }
 
 /// Create a train, or reset one with `"reset": true` (admin).
@@ -236,18 +291,20 @@ pub(super) async fn put(app: &App, id: &str, req: Request<Incoming>) -> Answer {
     }
     let body = read_body(app, req).await?;
     let put = request::parse_put_train(&body).map_err(invalid)?;
+    let capacity = put.seats();
     let created = TrainCreated {
         train_id: id,
-        capacity: put.capacity,
-        remaining: put.capacity,
+        capacity,
+        remaining: capacity,
         sold: 0,
         stations: put.stations.as_deref(),
+        coaches: put.coaches.as_deref(),
     };
-    let stations = put.stations.as_deref();
+    let (stations, coaches) = (put.stations.as_deref(), put.coaches.as_deref());
     Ok(
         match app
             .store
-            .put_train(id, put.capacity, put.reset, stations)
+            .put_train(id, capacity, put.reset, stations, coaches)
             .await?
         {
             (201, _) => json(StatusCode::CREATED, &created),

@@ -76,6 +76,14 @@ impl CallArgs {
         self.arg(journey.to.as_deref().unwrap_or(""));
     }
 
+    /// A request's seating: its class, seat ids (comma-separated) and
+    /// together ('1'), each '' when not asked.
+    pub fn seating(&mut self, seating: &crate::request::Seating) {
+        self.arg(seating.class.as_deref().unwrap_or(""));
+        self.arg(&seating.seat_ids.join(","));
+        self.arg(if seating.together { "1" } else { "" });
+    }
+
     /// The arguments as fred takes them (sharing the buffer).
     pub fn values(&self) -> Vec<Value> {
         self.args.iter().cloned().map(Value::Bytes).collect()

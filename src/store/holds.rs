@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{int, reservations::GiveBack, status_code, CallArgs, Journeying, Store, StoreError};
 use crate::{
     batch::{CallId, Decide},
-    request::Journey,
+    request::{Journey, Seating},
 };
 
 /// One hold request, as `hold.lua` takes it.
@@ -23,6 +23,8 @@ pub struct HoldRequest {
     pub idempotency: Option<(String, String)>,
     /// The stations it names, if any.
     pub journey: Journey,
+    /// What it asks of a numbered train's seats.
+    pub seating: Seating,
 }
 
 /// `hold.lua`'s answer to one request.
@@ -68,6 +70,9 @@ pub struct HoldView {
     /// On a train with stations: the journey.
     pub from: Option<String>,
     pub to: Option<String>,
+    /// On a numbered train: its seats and their class.
+    pub seat_ids: Option<Vec<String>>,
+    pub class: Option<String>,
 }
 
 /// Group commit of holds: one `hold.lua` call per batch.
@@ -126,6 +131,7 @@ impl Store {
                 call.number(h.ttl_ms);
                 records.member_args(&h.idempotency, call);
                 call.journey(&h.journey);
+                call.seating(&h.seating);
             })
             .await?;
         replies

@@ -202,7 +202,7 @@ impl Store {
     }
 
     /// One call of a train script (prelude.lua + its own part) for a batch
-    /// whose members may name different trains. KEYS: ten per train, the
+    /// whose members may name different trains. KEYS: thirteen per train, the
     /// call's own key, the key of the call it follows (`id.after`), then the
     /// idempotency records the members name; ARGV: the common five (token,
     /// lock PX, memory, per-user limit, call key PX), the followed key's
@@ -367,17 +367,25 @@ impl Store {
     }
 }
 
-/// What a script adds to an answer about a journey on a train with
-/// stations (empty on a train without): the stations it runs between and,
-/// with a 400 `sold_out`, the legs that lack seats. The script sends the
-/// fields as one JSON object (`journey_fields` in prelude.lua), which the
-/// answer adds to its own.
+/// What a script adds to an answer about a booking (empty on a train with
+/// neither stations nor numbered seats): the stations it runs between and,
+/// with a 400 `sold_out`, the legs that lack seats; its seats and their
+/// class; a 409's refusal (`seat_taken` with the seats `taken`, or
+/// `not_together`); or why a 422 named seats the train does not have. The
+/// script sends the fields as one JSON object (`journey_fields` in
+/// prelude.lua), which the answer adds to its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct Journeying {
     pub from: Option<String>,
     pub to: Option<String>,
     /// `[{"from", "to", "remaining"}]`, passed on as the script wrote it.
     pub full_legs: Option<serde_json::Value>,
+    pub seat_ids: Option<Vec<String>>,
+    pub class: Option<String>,
+    pub error: Option<String>,
+    #[serde(default)]
+    pub taken: Vec<String>,
+    pub detail: Option<String>,
 }
 
 impl Journeying {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{int, status_code, CallArgs, Journeying, Store, StoreError};
 use crate::{
     batch::{CallId, Decide},
-    request::Journey,
+    request::{Journey, Seating},
 };
 
 /// One reservation request, as `reserve.lua` takes it. Owned, because it
@@ -23,6 +23,8 @@ pub struct Reservation {
     pub idempotency: Option<(String, String)>,
     /// The stations it names, if any.
     pub journey: Journey,
+    /// What it asks of a numbered train's seats.
+    pub seating: Seating,
 }
 
 /// `reserve.lua`'s answer to one request.
@@ -47,6 +49,9 @@ pub struct ReservationView {
     /// On a train with stations: the journey.
     pub from: Option<String>,
     pub to: Option<String>,
+    /// On a numbered train: its seats and their class.
+    pub seat_ids: Option<Vec<String>>,
+    pub class: Option<String>,
 }
 
 /// What `cancel.lua` and `release.lua` answer: status, seats left, seats given back.
@@ -88,6 +93,7 @@ impl Store {
                 call.user(r.user_id.as_deref());
                 records.member_args(&r.idempotency, call);
                 call.journey(&r.journey);
+                call.seating(&r.seating);
             })
             .await?;
         replies

@@ -4,7 +4,7 @@
 //! part: the prelude holds what all of them need (the lock with its
 //! compare-and-delete, the clock, reclaiming expired holds, per-user counts),
 //! so it is written once and each call is still one self-contained EVALSHA.
-//! Those scripts all take eleven keys per train, in `TRAIN_KEYS` order, and may
+//! Those scripts all take thirteen keys per train, in `TRAIN_KEYS` order, and may
 //! carry several trains in one call (see prelude.lua).
 
 use fred::types::scripts::Script;
@@ -16,8 +16,8 @@ pub fn key_parts<'a>(prefix: &'a str, train_id: &'a str, name: &'a str) -> [&'a 
     [prefix, ":{", train_id, "}:", name]
 }
 
-/// Keys of a train, in the order every train script takes them (eleven per train).
-pub const TRAIN_KEYS: [&str; 11] = [
+/// Keys of a train, in the order every train script takes them (thirteen per train).
+pub const TRAIN_KEYS: [&str; 13] = [
     "stock",
     "capacity",
     "sold",
@@ -29,6 +29,8 @@ pub const TRAIN_KEYS: [&str; 11] = [
     "users",
     "ended",
     "legs",
+    "seats",
+    "coaches",
 ];
 
 /// Full text of each script as sent to Redis (public for tests that call a

@@ -4,6 +4,7 @@
 use fred::types::Value;
 
 use super::{int, status_code, CallArgs, Store, StoreError};
+use crate::seats::{Coach, Occupancy};
 
 /// `train.lua`'s reply, for GET /trains/{id}.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct TrainState {
     /// its figures.
     pub stations: Option<Vec<String>>,
     pub legs: Vec<LegState>,
+    /// A train with numbered seats: which seat is free or held on which leg.
+    pub seats: Option<Occupancy>,
 }
 
 /// One leg's seats: free, on live reservations, on live holds.
@@ -32,7 +35,7 @@ impl Store {
     /// `None` when the train does not exist. Holds that have expired count as
     /// remaining, reclaimed or not (see `train.lua`).
     pub async fn train(&self, train_id: &str) -> Result<Option<TrainState>, StoreError> {
-        let mut call = CallArgs::with_capacity(8, 0, 320);
+        let mut call = CallArgs::with_capacity(10, 0, 400);
         for name in [
             "stock",
             "capacity",
@@ -42,6 +45,8 @@ impl Store {
             "holds",
             "hold_expiry",
             "legs",
+            "seats",
+            "coaches",
         ] {
             call.train_key(&self.prefix, train_id, name);
         }
@@ -63,9 +68,11 @@ impl Store {
                 })
             })
             .transpose()?;
-        let legs = reply
-            .get(6..)
-            .unwrap_or_default()
+        let list = |at: usize| match reply.get(at) {
+            Some(Value::Array(values)) => values.as_slice(),
+            _ => &[],
+        };
+        let legs = list(6)
             .chunks_exact(3)
             .map(|leg| {
                 Ok(LegState {
@@ -87,6 +94,34 @@ impl Store {
         let sold = int("sold", sold)?.unwrap_or(0);
         let held = int("held", held)?.unwrap_or(0);
         let capacity = int("capacity", capacity)?.unwrap_or(remaining + sold + held);
+        let unreadable =
+            |what: &str, e: String| StoreError::Failed(format!("{what} of train {train_id}: {e}"));
+        let seats = match text(7) {
+            None => None,
+            Some(raw) => {
+                let coaches: Vec<Coach> =
+                    serde_json::from_str(&raw).map_err(|e| unreadable("coaches", e.to_string()))?;
+                let scores = list(8)
+                    .chunks_exact(2)
+                    // A score as Redis writes a double (whole, below 2^53).
+                    .map(|run| {
+                        run[1]
+                            .as_str()
+                            .and_then(|s| s.parse::<f64>().ok())
+                            .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                            .map(|f| f as u64)
+                            .ok_or("a free run's score is not a whole number")
+                    })
+                    .collect::<Result<Vec<u64>, _>>()
+                    .map_err(|e| unreadable("seats", e.to_owned()))?;
+                let holds = list(9).iter().filter_map(Value::as_string);
+                let now = reply.get(10).map_or(Ok(0), super::int)?;
+                Some(
+                    Occupancy::new(coaches, scores, holds, now)
+                        .map_err(|e| unreadable("seats", e))?,
+                )
+            }
+        };
         let lock = match pttl {
             -2 => None,
             -1 => Some(None),
@@ -100,6 +135,7 @@ impl Store {
             lock,
             stations,
             legs,
+            seats,
         }))
     }
 
@@ -111,14 +147,19 @@ impl Store {
         capacity: u64,
         reset: bool,
         stations: Option<&[String]>,
+        coaches: Option<&[Coach]>,
     ) -> Result<(u16, i64), StoreError> {
         let stations = stations
             .map(|names| serde_json::to_string(names).unwrap_or_default())
+            .unwrap_or_default();
+        let coaches = coaches
+            .map(|coaches| serde_json::to_string(coaches).unwrap_or_default())
             .unwrap_or_default();
         let member = |call: &mut CallArgs| {
             call.number(capacity);
             call.arg(if reset { "1" } else { "0" });
             call.arg(&stations);
+            call.arg(&coaches);
         };
         let answer = self
             .call_one(&self.scripts.put_train, train_id, member, 2)

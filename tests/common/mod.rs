@@ -266,7 +266,7 @@ impl Drop for Harness {
 /// call key 60 s, following no call),
 /// then the one train's key index (1), member count and `members` (`width`
 /// fields each, flat). Members of reserve.lua and hold.lua get the journey
-/// fields added (from and to: '', the whole route).
+/// and seat fields added (all '': the whole route, seats unnumbered).
 pub async fn eval_train_script(
     cli: &fred::prelude::Client,
     script: &str,
@@ -305,7 +305,8 @@ pub async fn eval_train_script(
     if journeys.contains(&script) {
         for member in members.chunks(width) {
             args.extend(member.iter().cloned());
-            args.extend([String::new(), String::new()]);
+            // from, to, class, seat ids, together: none asked.
+            args.extend(std::iter::repeat_n(String::new(), 5));
         }
     } else {
         args.extend(members);
