@@ -383,3 +383,51 @@ async fn journeys_sell_per_leg_on_trains_of_every_primary() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbered_seats_sell_once_per_leg_on_trains_of_every_primary() {
+    let cluster = Cluster::start(false);
+    let h = Harness::start_on(&cluster.url(), |_| {}).await;
+    let trains = trains_on_every_primary(&cluster, "seat", 12);
+    let coaches = json!([{"coach": "1", "class": "second", "rows": 2, "layout": "AB_CD"}]);
+    for train in &trains {
+        common::seats::put_numbered(&h, train, Some(&["A", "B", "C"]), coaches.clone()).await;
+    }
+    // On each train at once: six buyers for seat 1-1A on journeys that all
+    // cross leg B-C, two groups of three together, and a hold.
+    let mut requests = Vec::new();
+    for train in &trains {
+        for from in ["A", "B", "A", "B", "A", "B"] {
+            requests.push((
+                "/reserve".to_owned(),
+                json!({"train_id": train, "seat_ids": ["1-1A"], "from": from, "to": "C"}),
+            ));
+        }
+        for _ in 0..2 {
+            requests.push((
+                "/reserve".to_owned(),
+                json!({"train_id": train, "seats": 3, "together": true}),
+            ));
+        }
+        requests.push((
+            format!("/trains/{train}/holds"),
+            json!({"seats": 1, "from": "A", "to": "B"}),
+        ));
+    }
+    let answers = swarm(&h, requests).await;
+    let mut first_seat: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, status, body) in &answers {
+        assert!(matches!(status, 200 | 201 | 400 | 409), "{status} {body}");
+        if *status == 200 && body["seat_ids"] == json!(["1-1A"]) {
+            *first_seat.entry(body["train_id"].to_string()).or_default() += 1;
+        }
+    }
+    assert_eq!(first_seat.len(), trains.len(), "1-1A sold on every train");
+    assert!(
+        first_seat.values().all(|n| *n == 1),
+        "and once: {first_seat:?}"
+    );
+    for train in &trains {
+        common::seats::assert_seats_exact(&h, train).await;
+    }
+}

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod cluster;
+pub mod seats;
 
 use std::{collections::BTreeMap, time::Duration};
 
