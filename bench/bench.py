@@ -76,8 +76,9 @@ WRK_HOLD_SCRIPT = ROOT / "bench" / "hold.lua"
 WRK_SPREAD_SCRIPT = ROOT / "bench" / "spread.lua"
 SPREAD_TRAINS = 1000
 RESERVE_LUA = (ROOT / "lua" / "prelude.lua").read_text() + (ROOT / "lua" / "reserve.lua").read_text()
+# The keys of a train in a script call, in src/store/scripts.rs's TRAIN_KEYS order.
 TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "holds", "hold_expiry", "users", "ended",
-              "legs")
+              "legs", "seats", "coaches")
 WRK_JOURNEY_SCRIPT = ROOT / "bench" / "journeys.lua"
 JOURNEY_STATIONS = [f"S{i}" for i in range(10)]
 BASELINE = os.environ.get("BENCH_BASELINE")
@@ -204,15 +205,16 @@ def reserve_benchmark(port):
     sha = redis_cli(port, "SCRIPT", "LOAD", RESERVE_LUA)
     train = "{rb}"
     redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
-    # KEYS: the train's ten, then the call's own key (a fresh one per call).
+    # KEYS: the train's thirteen, then the call's own key (a fresh one per call).
     keys = [f"train:{train}:{k}" for k in TRAIN_KEYS] + [f"train:{train}:call:tok-__rand_int__"]
     # ARGV: token, lock PX, memory PX, per-user limit (0 = off), call key PX,
     # no followed call, then the one train (its first key, 1 member) and one reservation: id,
-    # seats, user (JSON), idempotency record (0 = none), fingerprint, from and to (none).
+    # seats, user (JSON), idempotency record (0 = none), fingerprint, from and to (none),
+    # class, seat ids and together (none: an unnumbered train).
     # Ids must be unique, as the service's UUIDs are (a first run of a call
     # does not look its ids up): two random fields, drawn apart, per id.
     args = ["tok-__rand_int__", "3000", "86400000", "0", "60000", "0", "1", "1", "rb-__rand_int__-__rand_int__", "1",
-            '"u-1"', "0", "", "", ""]
+            '"u-1"', "0", "", "", "", "", "", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],
