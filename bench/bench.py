@@ -22,6 +22,15 @@ binary in front of it:
      alone costs here, and the hot train's ratio to it; and the service's
      own floor: GET /healthz (hyper on the same runtime, no Redis), so the
      gap between the two rows is the reservation's own work;
+  3e. the journeys of 3c, one seat each, on numbered trains (bench/seats.lua:
+     10 stations, 2,000 seats each, 25 coaches x 20 rows "AB_CD", made with
+     PUT /trains/{id}), the service picking the seat: what numbered seats
+     cost, and its ratio to the one hot train (target: at least 0.6). The
+     load is spread over enough trains (at least 20; more on a fast machine:
+     at most SEAT_TRAIN_BUDGET reservations a train at row 3c's rate, or
+     BENCH_SEAT_TRAINS) that none comes near selling out while measured;
+     afterwards every train is checked seat by seat (check_seats) and must
+     still have a seat free over the whole route;
   4. redis-benchmark running the project's own reserve script (prelude.lua +
      reserve.lua) with realistic arguments (a fresh reservation id per call
      via -r), 50 clients, unpipelined: the ceiling of one script call per
@@ -50,12 +59,30 @@ Prints the tables, with the service's peak RSS and the ratio of its rate to the
 redis-benchmark rate. Loopback only, bounded in time, stops what it started by
 PID. Exits non-zero if any request errored or a train was oversold.
 
+A simulated day on numbered seats (bench/seat_day.py, its own Redis and
+service, a few seconds; rates play no part in it): one 400-seat train of
+ten stations, a fixed seeded sequence of journeys and groups, sent one at
+a time until nothing more fits, to two fresh trains: one where the service
+picks the seats (best fit), one where the client takes the lowest-numbered
+free seats from the seat map (first fit, `seat_ids`). Prints seat-legs
+sold, requests booked and requests refused although every leg had room,
+side by side, and checks that the service's policy sells at least as many
+seat-legs (PASS/FAIL). Every answer is checked against the client's own
+record of what it booked.
+
+BENCH_SEATS_ONLY=1 runs only the numbered-seat parts: the no-persistence
+pass's hot train (for the ratio) and numbered-train rows (trains sized by
+the hot train's rate), and the simulated day (with BENCH_SECONDS=2, about
+half a minute). BENCH_DAY_SEED replays the day with another sequence.
+
 Then the same paired runs for the rate limit: RATE_LIMIT_PER_CLIENT at a
 limit wrk never reaches (every request checked, none refused) against the
 default (off); and with 10,000 clients each under it (bench/clients.lua,
 X-Forwarded-For behind TRUST_FORWARDED_FOR).
 """
 
+import http.client
+import json
 import os
 import re
 import shutil
@@ -69,6 +96,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import seat_day
+
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "train-reservation"
 WRK_SCRIPT = ROOT / "bench" / "reserve.lua"
@@ -76,10 +105,23 @@ WRK_HOLD_SCRIPT = ROOT / "bench" / "hold.lua"
 WRK_SPREAD_SCRIPT = ROOT / "bench" / "spread.lua"
 SPREAD_TRAINS = 1000
 RESERVE_LUA = (ROOT / "lua" / "prelude.lua").read_text() + (ROOT / "lua" / "reserve.lua").read_text()
+# The keys of a train in a script call, in src/store/scripts.rs's TRAIN_KEYS order.
 TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "holds", "hold_expiry", "users", "ended",
-              "legs")
+              "legs", "seats", "coaches")
 WRK_JOURNEY_SCRIPT = ROOT / "bench" / "journeys.lua"
 JOURNEY_STATIONS = [f"S{i}" for i in range(10)]
+WRK_SEATS_SCRIPT = ROOT / "bench" / "seats.lua"
+# 25 coaches x 20 rows x 4 seats: 2,000 seats, a train's most.
+SEAT_COACHES = [{"coach": str(c), "class": "second", "rows": 20, "layout": "AB_CD"} for c in range(1, 26)]
+SEAT_TRAINS_MIN = 20
+# Reservations a numbered train takes, at most, over the warm-up and the
+# measured run. journeys.lua's mix puts about 0.42 seats a reservation on
+# the busiest leg (the last): 2,000 reservations leave ~1,150 of its 2,000
+# seats free, and the first refusal comes near 4,600 (measured, one client).
+SEAT_TRAIN_BUDGET = 2000
+ADMIN_TOKEN = "bench-admin"
+SEATS_ONLY = os.environ.get("BENCH_SEATS_ONLY") == "1"
+DAY_SEED = int(os.environ.get("BENCH_DAY_SEED", seat_day.SEED))
 BASELINE = os.environ.get("BENCH_BASELINE")
 STOCK = 1_000_000_000
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
@@ -89,6 +131,7 @@ OVERHEAD_ROUNDS = int(os.environ.get("BENCH_OVERHEAD_ROUNDS", "8"))
 OVERHEAD_SECONDS = int(os.environ.get("BENCH_OVERHEAD_SECONDS", "4"))
 OVERHEAD_ONLY = os.environ.get("BENCH_OVERHEAD_ONLY") == "1"
 OVERHEAD_TARGET = 0.97
+SEATS_TARGET = 0.6
 RATE_LIMIT = 1_000_000
 
 
@@ -204,15 +247,16 @@ def reserve_benchmark(port):
     sha = redis_cli(port, "SCRIPT", "LOAD", RESERVE_LUA)
     train = "{rb}"
     redis_cli(port, "MSET", f"train:{train}:stock", STOCK, f"train:{train}:capacity", STOCK)
-    # KEYS: the train's ten, then the call's own key (a fresh one per call).
+    # KEYS: the train's thirteen, then the call's own key (a fresh one per call).
     keys = [f"train:{train}:{k}" for k in TRAIN_KEYS] + [f"train:{train}:call:tok-__rand_int__"]
     # ARGV: token, lock PX, memory PX, per-user limit (0 = off), call key PX,
     # no followed call, then the one train (its first key, 1 member) and one reservation: id,
-    # seats, user (JSON), idempotency record (0 = none), fingerprint, from and to (none).
+    # seats, user (JSON), idempotency record (0 = none), fingerprint, from and to (none),
+    # class, seat ids and together (none: an unnumbered train).
     # Ids must be unique, as the service's UUIDs are (a first run of a call
     # does not look its ids up): two random fields, drawn apart, per id.
     args = ["tok-__rand_int__", "3000", "86400000", "0", "60000", "0", "1", "1", "rb-__rand_int__-__rand_int__", "1",
-            '"u-1"', "0", "", "", ""]
+            '"u-1"', "0", "", "", "", "", "", ""]
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(40_000 * SECONDS // 2), "-r", "2000000000",
          "--csv", "evalsha", sha, str(len(keys)), *keys, *args],
@@ -257,7 +301,6 @@ def check_spread(port, trains=SPREAD_TRAINS):
 def create_journey_trains(port, trains=SPREAD_TRAINS):
     """Trains "j-0".. with ten stations each and a very large capacity, as
     PUT /trains/{id} makes them, in one script call."""
-    import json
     legs = json.dumps({"stations": JOURNEY_STATIONS, "free": [STOCK] * 9, "sold": [0] * 9, "held": [0] * 9})
     make = """
     for i = 1, #KEYS, 3 do
@@ -297,6 +340,184 @@ def check_journeys(port, trains=SPREAD_TRAINS):
         raise SystemExit(f"bench: {bad} of the journey trains are inconsistent")
 
 
+def seat_train_count(bound_rate):
+    """Numbered trains enough that none takes more than SEAT_TRAIN_BUDGET
+    reservations over the warm-up and the measured run, even at
+    `bound_rate`: the rate of the same journeys on trains without numbered
+    seats (or the hot train's), which numbered seats only add work to.
+    BENCH_SEAT_TRAINS sets the number instead (check_seats still fails the
+    run if one sold out)."""
+    if os.environ.get("BENCH_SEAT_TRAINS"):
+        return int(os.environ["BENCH_SEAT_TRAINS"])
+    return max(SEAT_TRAINS_MIN, -(-int(bound_rate * (WARMUP + SECONDS)) // SEAT_TRAIN_BUDGET))
+
+
+def create_seat_trains(port, trains):
+    """Numbered trains "n-0".. (10 stations, SEAT_COACHES), as an operator
+    makes them: PUT /trains/{id} (the service runs with ADMIN_TOKEN)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = json.dumps({"stations": JOURNEY_STATIONS, "coaches": SEAT_COACHES, "reset": True})
+    for i in range(trains):
+        conn.request("PUT", f"/trains/n-{i}", body=body, headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"})
+        answer = conn.getresponse()
+        text = answer.read()
+        if answer.status not in (200, 201):
+            raise SystemExit(f"bench: PUT /trains/n-{i}: {answer.status} {text[:300]!r}")
+    conn.close()
+
+
+# Rebuilds a numbered train's occupancy from its records and its free runs
+# (the layout prelude.lua documents under "Numbered seats") and compares:
+# every (seat, leg) pair is either in one reservation or in one free run,
+# never both, never twice; per leg the records' seats are `sold`, the free
+# runs' seats are `free`, and they add up to `capacity`; the records'
+# seat-legs add up to the legs' `sold`; the run counts in `legs` match the
+# sorted set; `stock` is the seats free over the whole route. The bench
+# makes no holds, so any `held` is a fault. KEYS: per train capacity, stock,
+# legs, reservations, seats. Returns {faulty trains, trains with no seat
+# free over the whole route, the first fault found}.
+CHECK_SEATS = """
+local bad, sold_out, first = 0, 0, ''
+for i = 1, #KEYS, 5 do
+  local faults = {}
+  local function fault(what) faults[#faults + 1] = what end
+  local capacity = tonumber(redis.call('GET', KEYS[i]))
+  local stock = tonumber(redis.call('GET', KEYS[i + 1]))
+  local legs = cjson.decode(redis.call('GET', KEYS[i + 2]))
+  local n = #legs.stations - 1
+  local pair, sold, free, seat_legs, sold_legs = {}, {}, {}, 0, 0
+  for k = 0, n - 1 do
+    sold[k], free[k] = 0, 0
+    sold_legs = sold_legs + legs.sold[k + 1]
+    if legs.held[k + 1] ~= 0 then fault('held on leg ' .. k) end
+    if legs.free[k + 1] + legs.sold[k + 1] + legs.held[k + 1] ~= capacity then fault('leg ' .. k .. ' adds up wrong') end
+  end
+  for _, raw in ipairs(redis.call('HVALS', KEYS[i + 3])) do
+    local rec = cjson.decode(raw)
+    local a, b = rec.stops[1], rec.stops[2]
+    if #rec.seat_ids ~= rec.seats then fault('record with ' .. rec.seats .. ' seats names ' .. #rec.seat_ids) end
+    seat_legs = seat_legs + rec.seats * (b - a)
+    for _, id in ipairs(rec.seat_ids) do
+      for k = a, b - 1 do
+        if pair[id .. '/' .. k] then fault('seat ' .. id .. ' sold twice on leg ' .. k) end
+        pair[id .. '/' .. k] = true
+        sold[k] = sold[k] + 1
+      end
+    end
+  end
+  local runs, whole = {}, 0
+  local members = redis.call('ZRANGE', KEYS[i + 4], 0, -1, 'WITHSCORES')
+  for j = 1, #members, 2 do
+    local id, s = string.match(members[j], '^(.*):(%d+)$')
+    local score = tonumber(members[j + 1])
+    local code = (score - score % 4096) / 4096
+    local e = code % 64
+    local s0 = ((code - e) / 64) % 64
+    if s0 ~= tonumber(s) or e <= s0 or e > n then fault('run ' .. members[j] .. ' scored ' .. members[j + 1]) end
+    runs[code] = (runs[code] or 0) + 1
+    if s0 == 0 and e == n then whole = whole + 1 end
+    for k = s0, e - 1 do
+      if pair[id .. '/' .. k] then fault('seat ' .. id .. ' free and taken on leg ' .. k) end
+      pair[id .. '/' .. k] = true
+      free[k] = free[k] + 1
+    end
+  end
+  for k = 0, n - 1 do
+    if sold[k] ~= legs.sold[k + 1] or free[k] ~= legs.free[k + 1] or sold[k] + free[k] ~= capacity then
+      fault('leg ' .. k .. ': records ' .. sold[k] .. ' sold, runs ' .. free[k] .. ' free, counters ' ..
+        legs.sold[k + 1] .. ' and ' .. legs.free[k + 1])
+    end
+  end
+  for j = 1, #legs.runs, 2 do
+    if (runs[legs.runs[j]] or 0) ~= legs.runs[j + 1] then fault('run count of code ' .. legs.runs[j]) end
+    runs[legs.runs[j]] = nil
+  end
+  if next(runs) then fault('runs not counted in legs') end
+  if seat_legs ~= sold_legs then fault('records ' .. seat_legs .. ' seat-legs, legs ' .. sold_legs) end
+  if stock ~= whole then fault('stock ' .. stock .. ', ' .. whole .. ' seats free over the route') end
+  if whole == 0 then sold_out = sold_out + 1 end
+  if #faults > 0 then
+    bad = bad + 1
+    if first == '' then first = KEYS[i] .. ': ' .. faults[1] end
+  end
+end
+return {bad, sold_out, first}
+"""
+
+
+def check_seats(port, trains, sold_out_ok=False):
+    """Every numbered train consistent seat by seat (CHECK_SEATS), a few
+    dozen trains a script call; and, unless `sold_out_ok`, none without a
+    seat free over the whole route."""
+    bad, sold_out, first = 0, 0, ""
+    for i in range(0, len(trains), 25):
+        keys = [f"train:{{{t}}}:{k}" for t in trains[i:i + 25]
+                for k in ("capacity", "stock", "legs", "reservations", "seats")]
+        out = redis_cli(port, "EVAL", CHECK_SEATS, len(keys), *keys).split("\n")
+        bad, sold_out, first = bad + int(out[0]), sold_out + int(out[1]), first or (out[2] if len(out) > 2 else "")
+    if bad:
+        raise SystemExit(f"bench: {bad} of the numbered trains are inconsistent; first: {first}")
+    if sold_out and not sold_out_ok:
+        raise SystemExit(f"bench: {sold_out} of the {len(trains)} numbered trains sold out over the whole route "
+                         "while measured: spread the load over more "
+                         "trains (a lower SEAT_TRAIN_BUDGET, or BENCH_SEAT_TRAINS)")
+
+
+def measure_seats(service, redis_port, port, bound_rate):
+    """Row 3e: numbered trains, random journeys, the service picking seats."""
+    trains = seat_train_count(bound_rate)
+    create_seat_trains(port, trains)
+    wrk(port, CONNECTIONS, WARMUP, WRK_SEATS_SCRIPT, trains=trains)
+    result = measured(service, redis_port, port, CONNECTIONS, SECONDS, WRK_SEATS_SCRIPT, trains=trains)
+    check_seats(redis_port, [f"n-{i}" for i in range(trains)])
+    result["trains"] = trains
+    return result
+
+
+def run_seat_day(procs, tmp):
+    """The simulated day (bench/seat_day.py) on its own Redis and service;
+    then both trains checked seat by seat."""
+    redis, redis_port = start_redis(procs, tmp, False)
+    service, port = start_service(procs, tmp, redis_port, ADMIN_TOKEN=ADMIN_TOKEN)
+    try:
+        result = seat_day.simulate(port, ADMIN_TOKEN, seed=DAY_SEED)
+    except seat_day.SimError as e:
+        raise SystemExit(f"bench: simulated day: {e}")
+    check_seats(redis_port, list(seat_day.TRAINS.values()), sold_out_ok=True)
+    procs.stop(service)
+    procs.stop(redis)
+    return result
+
+
+def seats_pass(procs, tmp):
+    """BENCH_SEATS_ONLY: the hot train (for the ratio) and row 3e, no persistence."""
+    redis, redis_port = start_redis(procs, tmp, False)
+    service, port = start_service(procs, tmp, redis_port, ADMIN_TOKEN=ADMIN_TOKEN)
+    redis_cli(redis_port, "MSET", "train:{bench}:stock", STOCK, "train:{bench}:capacity", STOCK)
+    wrk(port, CONNECTIONS, WARMUP)
+    many = measured(service, redis_port, port, CONNECTIONS, SECONDS)
+    seats = measure_seats(service, redis_port, port, many["rate"])
+    check_train(redis_port, "{bench}")
+    procs.stop(service)
+    procs.stop(redis)
+    return {"many": many, "seats": seats}
+
+
+def seat_rows(name, r):
+    """Row 3e and its ratio to the hot train, in the main table."""
+    st, rb = r["seats"], r.get("redis_benchmark")
+    vs = f"{st['rate'] / rb:.2f}x" if rb else ""
+    ratio = st["rate"] / r["many"]["rate"]
+    verdict = "ok" if ratio >= SEATS_TARGET else "BELOW TARGET"
+    print(f"| {name} | {CONNECTIONS} conns, {st['trains']} numbered trains (2,000 seats, 10 stations), random "
+          f"journeys, seats picked by the service | {st['rate']:.0f} | {st['p50']:.2f} | {st['p99']:.2f} "
+          f"| {st['errors']} | | {vs} |")
+    print(f"| {name} | numbered trains / one hot train (target >= {SEATS_TARGET}: {verdict}) "
+          f"| {ratio:.2f}x | | | | | |")
+    return st["errors"] > 0
+
+
 def ceiling(procs, tmp):
     """nginx (worker_processes auto) answering every request with a fixed 200
     JSON body: the most any HTTP service can do on these cores with this wrk."""
@@ -332,7 +553,7 @@ def measured(service, redis_port, *args, **kwargs):
 
 def run_pass(procs, tmp, aof):
     redis, redis_port = start_redis(procs, tmp, aof)
-    service, port = start_service(procs, tmp, redis_port)
+    service, port = start_service(procs, tmp, redis_port, ADMIN_TOKEN=ADMIN_TOKEN)
     redis_cli(redis_port, "MSET", "train:{bench}:stock", STOCK, "train:{bench}:capacity", STOCK)
     wrk(port, CONNECTIONS, WARMUP)
     many = measured(service, redis_port, port, CONNECTIONS, SECONDS)
@@ -348,6 +569,7 @@ def run_pass(procs, tmp, aof):
     wrk(port, CONNECTIONS, WARMUP, WRK_JOURNEY_SCRIPT)
     journeys = measured(service, redis_port, port, CONNECTIONS, SECONDS, WRK_JOURNEY_SCRIPT)
     check_journeys(redis_port)
+    seats = measure_seats(service, redis_port, port, journeys["rate"])
     floor = None if aof else measured(service, redis_port, port, CONNECTIONS, SECONDS, None, "/healthz")
     rss_kib = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{service.pid}/status").read_text()).group(1))
     check_train(redis_port, "{bench}")
@@ -364,7 +586,8 @@ def run_pass(procs, tmp, aof):
     rb = reserve_benchmark(redis_port)
     procs.stop(redis)
     fixed = None if aof else ceiling(procs, tmp)
-    return {"many": many, "one": one, "holds": holds, "spread": spread, "journeys": journeys, "baseline": baseline,
+    return {"many": many, "one": one, "holds": holds, "spread": spread, "journeys": journeys, "seats": seats,
+            "baseline": baseline,
             "rss_mib": rss_kib / 1024, "redis_benchmark": rb, "ceiling": fixed, "floor": floor}
 
 
@@ -488,16 +711,70 @@ def paired(procs, tmp, on, off, script=WRK_SCRIPT):
             "cpu_us": cpu, "cpu_ratio": cpu_ratio}
 
 
+def time_rows(name, rows):
+    """Rows of the "Where the time goes" table."""
+    for label, w in rows:
+        per_call = f"{w['per_call']:.1f}" if w["per_call"] else "-"
+        print(f"| {name} | {label} | {w['rate']:.0f} | {w['svc_us']:.1f} | {w['redis_us']:.1f} | {per_call} |")
+
+
+def seat_time_label(r):
+    return f"{r['seats']['trains']} numbered trains of 10 stations, random journeys"
+
+
+def print_day(day):
+    """The simulated day's table and its check. A FAIL is a finding about
+    the seat policy, not a broken run: printed, as the rate targets are,
+    without failing the bench (a wrong answer already raised)."""
+    lines, _ = seat_day.report(day)
+    print("\n" + "\n".join(lines))
+
+
+def seats_only(procs):
+    """BENCH_SEATS_ONLY=1: the numbered-seat parts alone, for checking them."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            started = time.monotonic()
+            r = seats_pass(procs, Path(tmp))
+            day = run_seat_day(procs, Path(tmp))
+            elapsed = time.monotonic() - started
+    finally:
+        procs.stop_all()
+    name = "no persistence"
+    print(f"\nmake bench, numbered seats only (BENCH_SEATS_ONLY=1): {time.strftime('%Y-%m-%d')}, "
+          f"{os.cpu_count()} cores, wrk -t1 {SECONDS}s after a {WARMUP}s warm-up; {elapsed:.0f} s in all\n")
+    print("| Redis | load | reservations/s | p50 ms | p99 ms | errors | peak RSS MiB | vs redis-benchmark |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    w = r["many"]
+    print(f"| {name} | {CONNECTIONS} conns | {w['rate']:.0f} | {w['p50']:.2f} | {w['p99']:.2f} | {w['errors']} | | |")
+    failed = w["errors"] > 0
+    failed |= seat_rows(name, r)
+    print(f"\nWhere the time goes, {CONNECTIONS} conns (CPU per answer: the service from /proc, Redis from INFO)\n")
+    print("| Redis | load | answers/s | service CPU us | Redis CPU us | reservations per script call |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    time_rows(name, [("hot train", r["many"]), (seat_time_label(r), r["seats"])])
+    print_day(day)
+    if failed:
+        print("bench: some requests errored", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main():
     if not BINARY.exists():
         raise SystemExit(f"bench: build first: cargo build --release ({BINARY} missing)")
     procs = Processes()
+    if SEATS_ONLY:
+        return seats_only(procs)
     results = {}
+    day = None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             for name, aof in (("no persistence", False), ("AOF always", True)):
                 if not OVERHEAD_ONLY:
                     results[name] = run_pass(procs, Path(tmp), aof)
+            if not OVERHEAD_ONLY:
+                day = run_seat_day(procs, Path(tmp))
             scale = {} if OVERHEAD_ONLY else scale_out(procs, Path(tmp))
             overhead = paired(procs, Path(tmp), {}, {"METRICS": "off"})
             # A limit no client here reaches: every request is checked and allowed.
@@ -529,6 +806,7 @@ def main():
         print(f"| {name} | {CONNECTIONS} conns, {SPREAD_TRAINS} trains of 10 stations, random journeys | {jr['rate']:.0f} "
               f"| {jr['p50']:.2f} | {jr['p99']:.2f} | {jr['errors']} | | {jr['rate'] / r['redis_benchmark']:.2f}x |")
         failed |= jr["errors"] > 0
+        failed |= seat_rows(name, r)
         h = r["holds"]
         print(f"| {name} | {CONNECTIONS} conns, POST /trains/{{id}}/holds | {h['rate']:.0f} | {h['p50']:.2f} "
               f"| {h['p99']:.2f} | {h['errors']} | | {h['rate'] / r['redis_benchmark']:.2f}x |")
@@ -552,15 +830,16 @@ def main():
         print("| --- | --- | ---: | ---: | ---: | ---: |")
         for name, r in results.items():
             rows = [("hot train", r["many"]), (f"{SPREAD_TRAINS} trains uniform", r["spread"]),
-                    (f"{SPREAD_TRAINS} trains of 10 stations, random journeys", r["journeys"])]
+                    (f"{SPREAD_TRAINS} trains of 10 stations, random journeys", r["journeys"]),
+                    (seat_time_label(r), r["seats"])]
             if r["floor"]:
                 rows.append(("GET /healthz (no Redis)", r["floor"]))
-            for label, w in rows:
-                per_call = f"{w['per_call']:.1f}" if w["per_call"] else "-"
-                print(f"| {name} | {label} | {w['rate']:.0f} | {w['svc_us']:.1f} | {w['redis_us']:.1f} | {per_call} |")
+            time_rows(name, rows)
     if len(results) == 2:
         print(f"\nAOF always / no persistence, {CONNECTIONS} conns hot train: "
               f"{results['AOF always']['many']['rate'] / results['no persistence']['many']['rate']:.2f}x")
+    if day:
+        print_day(day)
     if scale:
         print(f"\nScale-out, no persistence: {CONNECTIONS} conns, POST /reserve uniform over {CLUSTER_TRAINS} trains "
               "(and on one hot train, which lives on one primary). "
