@@ -187,10 +187,9 @@ end
 -- The `legs` string of a train (as load_legs reads it).
 local function legs_json(t)
   local free, sold, held = {}, {}, {}
+  -- Whole numbers below 2^53 concatenate as integers ("%.14g").
   for k = 0, (t.route and t.nlegs or 0) - 1 do
-    free[k + 1] = string.format('%d', t.free[k])
-    sold[k + 1] = string.format('%d', t.on.sold[k])
-    held[k + 1] = string.format('%d', t.on.held[k])
+    free[k + 1], sold[k + 1], held[k + 1] = t.free[k], t.on.sold[k], t.on.held[k]
   end
   local out = '{"stations":' .. (t.route and cjson.encode(t.route) or '[]') ..
     ',"free":[' .. table.concat(free, ',') .. '],"sold":[' .. table.concat(sold, ',') ..
@@ -198,7 +197,7 @@ local function legs_json(t)
   if t.classes then
     local runs = {}
     for code, n in pairs(t.runs) do
-      if n > 0 then runs[#runs + 1] = string.format('%d,%d', code, n) end
+      if n > 0 then runs[#runs + 1] = code; runs[#runs + 1] = n end
     end
     out = out .. ',"classes":' .. cjson.encode(t.classes) .. ',"class_seats":' ..
       cjson.encode(t.class_seats) .. ',"runs":[' .. table.concat(runs, ',') .. ']'
@@ -303,21 +302,28 @@ local function move(t, a, b, n, from, to)
 end
 
 -- The free runs (S, E) that can carry the journey a..b, best fit first
--- (the policy above); the same for every train with L legs, so computed
--- once per call.
+-- (the policy above): by the legs left over (w), then by the smaller side
+-- of them (d: 0 when the run starts or ends with the journey), then the
+-- later start. Made in that order, no sort; the same for every train with
+-- L legs, so made once per call.
 local fits = {}
 local function candidates(L, a, b)
   local key = (L * STOPS + a) * STOPS + b
-  if fits[key] then return fits[key] end
-  local list = {}
-  for s = a, 0, -1 do
-    for e = b, L do list[#list + 1] = {s, e, e - s, math.min(a - s, e - b)} end
+  local list = fits[key]
+  if list then return list end
+  list = {}
+  for w = 0, a + L - b do
+    for d = 0, math.floor(w / 2) do
+      -- Left over before (a - s) and after (e - b): d and w - d, the
+      -- later start first.
+      local s, e = a - d, b + (w - d)
+      if s >= 0 and e <= L then list[#list + 1] = {s, e} end
+      if d ~= w - d then
+        s, e = a - (w - d), b + d
+        if s >= 0 and e <= L then list[#list + 1] = {s, e} end
+      end
+    end
   end
-  table.sort(list, function(x, y)
-    if x[3] ~= y[3] then return x[3] < y[3] end
-    if x[4] ~= y[4] then return x[4] < y[4] end
-    return x[1] > y[1]
-  end)
   fits[key] = list
   return list
 end
@@ -521,8 +527,9 @@ end
 -- and together fields, '' when not given): {c = class index or nil, ids =
 -- seat ids or nil, together = bool}; nil and why (a sentence) when the
 -- train cannot have it.
+local ANY = {}
 local function wish(t, class, ids, along)
-  if class == '' and ids == '' and along == '' then return {} end
+  if class == '' and ids == '' and along == '' then return ANY end
   if not t.classes then
     return nil, 'this train has no numbered seats: send no class, seat_ids or together'
   end
@@ -601,6 +608,7 @@ local function station(t, i) return cjson.encode(t.route[i + 1]) end
 -- asked), the legs that lack them; on a numbered train, its seats (`got`)
 -- and their class; then `more` (fields as they are, or nil).
 local function journey_fields(t, a, b, short, got, more)
+  if not (t.route or got or more) then return '' end
   local parts = {}
   if t.route then
     parts[1] = '"from":' .. station(t, a) .. ',"to":' .. station(t, b)
@@ -706,11 +714,18 @@ end
 
 -- Compare-and-delete, as the design card says: only our own token is
 -- deleted. For every train whose lock we took (t.mine), one MGET compares them
--- all and one DEL removes those that still hold our token.
+-- all and one DEL removes those that still hold our token. One lock: one
+-- GETDEL, and a token not ours is put back (it cannot be: a script runs
+-- alone, and this one set the lock; the check stays, as the contract says).
 local function unlock(ts)
   local keys = {}
   for _, t in ipairs(ts) do
     if t.mine then keys[#keys + 1] = t.lock end
+  end
+  if #keys == 1 then
+    local token = redis.call('GETDEL', keys[1])
+    if token and token ~= TOKEN then redis.call('SET', keys[1], token, 'PX', LOCK_PX) end
+    return
   end
   if #keys == 0 then return end
   local tokens, ours = redis.call('MGET', unpack(keys)), {}
