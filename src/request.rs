@@ -545,7 +545,7 @@ pub fn parse_put_train(body: &[u8]) -> Result<PutTrain, String> {
 /// Counts as JSON Schema (and `/openapi.json`) defines an `integer`: any
 /// number with no fractional part, so `2.0` is 2. serde's `u64` alone
 /// refuses `2.0`; `2.5`, negatives and non-numbers are still refused.
-mod whole {
+pub(crate) mod whole {
     use std::fmt;
 
     use serde::de::{self, Deserializer, Visitor};
@@ -818,6 +818,11 @@ mod tests {
         assert!(parse_put_train(body.as_bytes()).is_ok());
         assert!(parse_put_train(br#"{"capacity":5,"reset":true}"#).is_ok_and(|p| p.reset));
         assert!(parse_put_train(br#"{"capacity":0.0}"#).is_ok_and(|p| p.seats() == 0));
+        // A coach's rows are a JSON Schema integer too (schemathesis sent 20.0).
+        let coach = br#"{"coaches":[{"coach":"1","class":"a","rows":20.0,"layout":"AB"}]}"#;
+        assert!(parse_put_train(coach).is_ok_and(|p| p.seats() == 40));
+        let coach = br#"{"coaches":[{"coach":"1","class":"a","rows":2.5,"layout":"AB"}]}"#;
+        assert!(parse_put_train(coach).is_err());
         let long = serde_json::json!({"capacity": 1, "stations": ["A", "x".repeat(65)]});
         assert!(parse_put_train(long.to_string().as_bytes()).is_err());
         let many: Vec<String> = (0..51).map(|i| format!("s{i}")).collect();

@@ -47,6 +47,7 @@ pub struct Coach {
     pub class: String,
     /// Rows, 1 to 40, numbered from 1.
     #[schema(minimum = 1, maximum = 40, example = 16)]
+    #[serde(deserialize_with = "crate::request::whole::required")]
     pub rows: u64,
     /// One row's seat letters from window to window, `_` for the aisle
     /// (not first, not last, not twice in a row): 1 to 10 distinct `A`-`Z`.
