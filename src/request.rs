@@ -247,11 +247,13 @@ pub struct ReserveBody {
 
 /// `seat_ids` in `/openapi.json`: the rules `Seating::new` enforces.
 fn seat_ids_schema() -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
     let id = ObjectBuilder::new()
         .schema_type(Type::String)
         .pattern(Some("^[A-Za-z0-9]{1,8}-[1-9][0-9]?[A-Z]$"));
     ArrayBuilder::new()
+        // `null` is taken as absent, as for every other optional field.
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
         .items(id)
         .min_items(Some(1))
         .max_items(Some(crate::seats::MAX_SEAT_IDS))
@@ -261,7 +263,8 @@ fn seat_ids_schema() -> utoipa::openapi::schema::Array {
              `seat_taken`). 1 to 10 distinct ids like `7-12A`; `seats`, if given, must be their \
              number.",
         ))
-        .examples([serde_json::json!(["7-12A", "7-12B"])])
+        // One seat: composed with the other fields' examples (`seats`: 1), a valid body.
+        .examples([serde_json::json!(["7-12A"])])
         .build()
 }
 
@@ -478,13 +481,15 @@ impl PutTrain {
 
 /// `stations` in `/openapi.json`: the rules `parse_put_train` enforces.
 fn stations_schema() -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
     let name = ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(MAX_STATION))
         .pattern(Some("^[^\\x00-\\x1f\\x7f-\\x9f]*$"));
     ArrayBuilder::new()
+        // `null` is taken as absent, as for every other optional field.
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
         .items(name)
         .min_items(Some(*STATIONS.start()))
         .max_items(Some(*STATIONS.end()))
