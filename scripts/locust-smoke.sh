@@ -2,7 +2,9 @@
 # Locust smoke test: starts the service (with its own private redis-server) on
 # a free loopback port with a train of ONE seat, lets 200 Locust users race
 # for it for 10 s, and checks that exactly one seat was sold, none oversold
-# and no lock was left behind.
+# and no lock was left behind. Then 6 s each of the checkout flow
+# (CheckoutUser), random journeys (JourneyUser) and numbered seats
+# (SeatUser, whose end check reads the records in the private Redis).
 #
 # Usage: scripts/locust-smoke.sh BINARY VENV_DIR
 #   BINARY    the train-reservation binary (e.g. target/release/train-reservation)
@@ -10,7 +12,8 @@
 # Optional environment, for longer load runs (defaults: the smoke test):
 #   LOCUST_USERS (200), LOCUST_SPAWN_RATE (100), LOCUST_RUN_TIME (10s),
 #   LOCUST_SEATS (1): seats of the train; all of them must be sold.
-# Needs: redis-server on PATH (the service starts it), curl, python3.
+# Needs: redis-server and redis-cli on PATH (the service starts the one, the
+# SeatUser end check reads with the other), curl, python3.
 # Last line: "locust smoke: 1 passed, 0 failed" (exit 0) or
 #            "locust smoke: 0 passed, 1 failed" (exit 1).
 set -euo pipefail
@@ -172,7 +175,6 @@ if [[ "$checkout_status" -ne 0 ]]; then
     fail "locust (CheckoutUser) exited with status $checkout_status"
 fi
 
-# Independent check of the final state, without Locust.
 journey_status=0
 (
     cd "$tmp"
@@ -184,6 +186,26 @@ journey_status=0
 if [[ "$journey_status" -ne 0 ]]; then
     fail "locust (JourneyUser) exited with status $journey_status"
 fi
+
+# Numbered seats: named seats, groups together, classes, holds and
+# cancellations on a train of 148 seats with the same six stations. The end
+# check reads the records in the service's private Redis (its port is in the
+# service's log) and rebuilds every (seat, leg) from them.
+redis_port="$(grep -o 'redis-cli -p [0-9]*' "$log" | head -n 1 | awk '{print $3}')"
+[[ -n "$redis_port" ]] || fail "no private redis-server port in the service's log"
+seats_status=0
+(
+    cd "$tmp"
+    echo "locust smoke: numbered seats on a train with coaches and six stations, 50 users for 6s"
+    LOCUST_TRAIN="$train" ADMIN_TOKEN="$admin_token" LOCUST_REDIS_URL="redis://127.0.0.1:$redis_port" \
+        timeout -k 10 120 "$venv/bin/locust" -f "$locustfile" --headless \
+        -u 50 -r 50 -t 6s --stop-timeout 5 --host "$base" --only-summary SeatUser
+) || seats_status=$?
+if [[ "$seats_status" -ne 0 ]]; then
+    fail "locust (SeatUser) exited with status $seats_status"
+fi
+
+# Independent check of the final state, without Locust.
 
 state="$(curl -fsS --max-time 5 "$base/trains/$train")" || fail "GET $base/trains/$train failed"
 echo "locust smoke: final state $state"

@@ -247,11 +247,13 @@ pub struct ReserveBody {
 
 /// `seat_ids` in `/openapi.json`: the rules `Seating::new` enforces.
 fn seat_ids_schema() -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
     let id = ObjectBuilder::new()
         .schema_type(Type::String)
         .pattern(Some("^[A-Za-z0-9]{1,8}-[1-9][0-9]?[A-Z]$"));
     ArrayBuilder::new()
+        // `null` is taken as absent, as for every other optional field.
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
         .items(id)
         .min_items(Some(1))
         .max_items(Some(crate::seats::MAX_SEAT_IDS))
@@ -261,7 +263,8 @@ fn seat_ids_schema() -> utoipa::openapi::schema::Array {
              `seat_taken`). 1 to 10 distinct ids like `7-12A`; `seats`, if given, must be their \
              number.",
         ))
-        .examples([serde_json::json!(["7-12A", "7-12B"])])
+        // One seat: composed with the other fields' examples (`seats`: 1), a valid body.
+        .examples([serde_json::json!(["7-12A"])])
         .build()
 }
 
@@ -478,13 +481,15 @@ impl PutTrain {
 
 /// `stations` in `/openapi.json`: the rules `parse_put_train` enforces.
 fn stations_schema() -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
     let name = ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(MAX_STATION))
         .pattern(Some("^[^\\x00-\\x1f\\x7f-\\x9f]*$"));
     ArrayBuilder::new()
+        // `null` is taken as absent, as for every other optional field.
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
         .items(name)
         .min_items(Some(*STATIONS.start()))
         .max_items(Some(*STATIONS.end()))
@@ -545,7 +550,7 @@ pub fn parse_put_train(body: &[u8]) -> Result<PutTrain, String> {
 /// Counts as JSON Schema (and `/openapi.json`) defines an `integer`: any
 /// number with no fractional part, so `2.0` is 2. serde's `u64` alone
 /// refuses `2.0`; `2.5`, negatives and non-numbers are still refused.
-mod whole {
+pub(crate) mod whole {
     use std::fmt;
 
     use serde::de::{self, Deserializer, Visitor};
@@ -818,6 +823,11 @@ mod tests {
         assert!(parse_put_train(body.as_bytes()).is_ok());
         assert!(parse_put_train(br#"{"capacity":5,"reset":true}"#).is_ok_and(|p| p.reset));
         assert!(parse_put_train(br#"{"capacity":0.0}"#).is_ok_and(|p| p.seats() == 0));
+        // A coach's rows are a JSON Schema integer too (schemathesis sent 20.0).
+        let coach = br#"{"coaches":[{"coach":"1","class":"a","rows":20.0,"layout":"AB"}]}"#;
+        assert!(parse_put_train(coach).is_ok_and(|p| p.seats() == 40));
+        let coach = br#"{"coaches":[{"coach":"1","class":"a","rows":2.5,"layout":"AB"}]}"#;
+        assert!(parse_put_train(coach).is_err());
         let long = serde_json::json!({"capacity": 1, "stations": ["A", "x".repeat(65)]});
         assert!(parse_put_train(long.to_string().as_bytes()).is_err());
         let many: Vec<String> = (0..51).map(|i| format!("s{i}")).collect();

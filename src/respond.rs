@@ -26,7 +26,7 @@ pub type Reply = Response<Full<Bytes>>;
 pub struct ErrorBody {
     /// Machine-readable code: `sold_out`, `locked`, `unknown_train`,
     /// `unknown_hold`, `unknown_reservation`, `hold_expired`, `limit_reached`,
-    /// `invalid_journey`,
+    /// `invalid_journey`, `seat_taken`, `not_together`, `no_seat_map`,
     /// `already_confirmed`, `exists`, `invalid_request`, `idempotency_mismatch`,
     /// `body_too_large`, `headers_too_large`, `request_timeout`, `rate_limited`,
     /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
@@ -53,6 +53,9 @@ pub struct ErrorBody {
     /// that lack the seats asked.
     #[schema(nullable = false)]
     pub full_legs: Option<Vec<FullLeg>>,
+    /// With `seat_taken`: the seats asked that are not free for the journey.
+    #[schema(nullable = false)]
+    pub seat_ids: Option<Vec<String>>,
 }
 
 /// A leg of a journey without enough seats (in a `sold_out` answer).

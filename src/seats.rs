@@ -47,13 +47,15 @@ pub struct Coach {
     pub class: String,
     /// Rows, 1 to 40, numbered from 1.
     #[schema(minimum = 1, maximum = 40, example = 16)]
+    #[serde(deserialize_with = "crate::request::whole::required")]
     pub rows: u64,
     /// One row's seat letters from window to window, `_` for the aisle
-    /// (not first, not last, not twice in a row): 1 to 10 distinct `A`-`Z`.
+    /// (not first, not last, not twice in a row): 1 to 10 distinct `A`-`Z`
+    /// (the pattern says all of it: no letter again later, at most ten).
     #[schema(
         min_length = 1,
         max_length = 19,
-        pattern = "^[A-Z](_?[A-Z])*$",
+        pattern = r"^(?!.*([A-Z]).*\1)[A-Z](_?[A-Z]){0,9}$",
         example = "AB_CD"
     )]
     pub layout: String,

@@ -79,7 +79,7 @@ use crate::respond::{self, error, ErrorBody, Reply};
         Unavailable,
         Internal
     )),
-    modifiers(&BearerSchemes, &OptionalBodies),
+    modifiers(&BearerSchemes, &OptionalBodies, &CrossFieldRules),
     tags(
         (name = "reservations", description = "Buying seats, and reading or cancelling a reservation."),
         (name = "holds", description = "Keeping seats while a buyer pays: hold, then confirm or release; a hold expires by itself."),
@@ -155,6 +155,63 @@ impl Modify for OptionalBodies {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The rules of a request body that tie one field to another, which the
+/// structs' derived schemas cannot say, written into the schemas as JSON
+/// Schema keywords (through utoipa's extensions, which it writes out
+/// as they are), so that a client or a fuzzer reading the document meets
+/// the rules `request` enforces:
+///
+/// - `PUT /trains/{id}`: `capacity` or `coaches`, exactly one of them
+///   (`null` counts as absent);
+/// - `POST /reserve` and holds: `seat_ids` with `together: true` is refused;
+///   `seats`, given beside `seat_ids`, must be their number.
+struct CrossFieldRules;
+
+impl Modify for CrossFieldRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use serde_json::json;
+        use utoipa::openapi::{schema::Schema, RefOr};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let mut rules = |name: &str, keywords: serde_json::Value| {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+                let extensions = object.extensions.get_or_insert_with(Default::default);
+                if let serde_json::Value::Object(keywords) = keywords {
+                    extensions.extend(keywords);
+                }
+            }
+        };
+        let given = |field: &str, kind: &str| json!({"required": [field], "properties": {field: {"type": kind}}});
+        rules(
+            "PutTrainRequest",
+            json!({
+                "anyOf": [given("capacity", "integer"), given("coaches", "array")],
+                "not": {"allOf": [given("capacity", "integer"), given("coaches", "array")]},
+            }),
+        );
+        let count_rules: Vec<serde_json::Value> = (1..=crate::seats::MAX_SEAT_IDS)
+            .map(|n| {
+                json!({
+                    "if": {"required": ["seat_ids"],
+                           "properties": {"seat_ids": {"type": "array", "minItems": n, "maxItems": n}}},
+                    "then": {"properties": {"seats": {"enum": [n, null]}}},
+                })
+            })
+            .collect();
+        for body in ["ReserveRequest", "HoldRequest"] {
+            rules(
+                body,
+                json!({
+                    "not": {"required": ["seat_ids", "together"],
+                            "properties": {"seat_ids": {"type": "array"}, "together": {"const": true}}},
+                    "allOf": count_rules,
+                }),
+            );
         }
     }
 }
@@ -297,5 +354,33 @@ mod tests {
         let capacity = &schemas["PutTrainRequest"]["properties"]["capacity"];
         assert_eq!(capacity["maximum"], MAX_CAPACITY);
         assert_eq!(MAX_BODY, 16 * 1024, "TooLarge's description says 16 KiB");
+    }
+
+    /// The rules across fields are in the schemas, one per seat count.
+    #[test]
+    fn the_rules_across_fields_are_documented() {
+        let document = serde_json::to_value(document()).expect("serializes");
+        let schemas = &document["components"]["schemas"];
+        let put = &schemas["PutTrainRequest"];
+        assert_eq!(put["anyOf"].as_array().map(Vec::len), Some(2), "{put}");
+        assert!(put["not"]["allOf"].is_array(), "{put}");
+        for body in ["ReserveRequest", "HoldRequest"] {
+            let rules = schemas[body]["allOf"].as_array().expect("allOf");
+            assert_eq!(rules.len(), crate::seats::MAX_SEAT_IDS, "{body}");
+            for (n, rule) in (1..).zip(rules) {
+                assert_eq!(
+                    rule["if"]["properties"]["seat_ids"]["minItems"], n,
+                    "{body}"
+                );
+                assert_eq!(rule["then"]["properties"]["seats"]["enum"][0], n, "{body}");
+            }
+            assert_eq!(
+                schemas[body]["not"]["properties"]["together"]["const"],
+                true
+            );
+            // null is absent, as the parser takes it.
+            let ids = &schemas[body]["properties"]["seat_ids"]["type"];
+            assert_eq!(ids, &serde_json::json!(["array", "null"]), "{body}");
+        }
     }
 }

@@ -24,7 +24,7 @@ FAMILIES = {  # family name as the parser reports it -> type
 SCRIPTS = ["reserve", "hold", "confirm", "release", "cancel", "put_train", "train", "get_hold"]
 ROUTES = {
     "/reserve", "/trains/{id}", "/trains/{id}/holds", "/trains/{id}/holds/{hold_id}",
-    "/trains/{id}/holds/{hold_id}/confirm", "/trains/{id}/reservations/{reservation_id}",
+    "/trains/{id}/holds/{hold_id}/confirm", "/trains/{id}/reservations/{reservation_id}", "/trains/{id}/seats",
     "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/", "/docs/{file}", "unmatched",
 }
 

@@ -25,15 +25,22 @@ SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261127"))
 
 
 def test_schemathesis_finds_nothing(start_service, tmp_path, capsys):
-    # A train that never sells out, so schema-valid reservations are accepted.
-    service = start_service(DEFAULT_STOCK=1_000_000_000)
-    # Stations in play: the default train (the one a body without train_id
-    # books) calls at the stations the document's examples name.
+    service = start_service()
+    # The default train (the one a body without train_id books, and the
+    # path parameters' example) calls at the stations the document's
+    # examples name, and its seats are numbered, so the seat map answers 200
+    # and the examples' seat (7-12A) and classes (first, second)
+    # exist. As many seats as a train may have (2,000 per leg, four legs):
+    # schema-valid bookings are accepted for the whole run; a sale that does
+    # find it full is a 400 sold_out (see schemathesis_hooks.py).
     answer = service.request("PUT", "/trains/default", {
-        "capacity": 1_000_000_000, "reset": True,
-        "stations": ["Paris", "Dijon", "Lyon", "Avignon", "Marseille"],
+        "reset": True, "stations": ["Paris", "Dijon", "Lyon", "Avignon", "Marseille"],
+        "coaches": [{"coach": coach, "class": cls, "rows": 40, "layout": "ABCDE_FGHIJ"}
+                    for coach, cls in (("1", "first"), ("2", "first"), ("7", "second"), ("8", "second"),
+                                       ("9", "second"))],
     }, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert answer.status == 200, answer.body
+    assert answer.json()["capacity"] == 2000, answer.body
     command = [
         str(ST), "run", f"{service.base}/openapi.json",
         "--checks", "all",
