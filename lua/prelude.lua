@@ -553,6 +553,17 @@ local function wish(t, class, ids, along)
   return w
 end
 
+-- The class with the most seats free for the journey a..b (the first
+-- listed among equals), and how many.
+local function most_free(t, a, b)
+  local c, most = 0, -1
+  for k = 0, #t.classes - 1 do
+    local free = free_for(t, k, a, b)
+    if free > most then c, most = k, free end
+  end
+  return c, most
+end
+
 -- Seats free for a journey in the class a request asks (all when none).
 local function left_for(t, w, a, b)
   if t.classes and w.c then return free_for(t, w.c, a, b) end
@@ -562,23 +573,18 @@ end
 -- The seats a request gets on a numbered train (w from wish): nil and the
 -- refusal when there are none: 'sold_out', 'not_together', or 'seat_taken'
 -- with the ids. Without a class, the class with the most seats free for
--- the journey.
+-- the journey (a group together: that class first, then any).
 local function place(t, w, a, b, n)
   if w.ids then
     local got, taken = named(t, w.ids, a, b)
     return got, 'seat_taken', taken
   end
-  local c = w.c
-  if not c then
-    local most = -1
-    for k = 0, #t.classes - 1 do
-      local free = free_for(t, k, a, b)
-      if free > most then c, most = k, free end
-    end
-  end
+  local c = w.c or most_free(t, a, b)
   if free_for(t, c, a, b) < n then return nil, 'sold_out' end
   if w.together and n > 1 then
-    local got = together(t, w.c, a, b, n)
+    -- Without a class, a group the fullest class cannot seat together
+    -- may still sit together in another.
+    local got = together(t, c, a, b, n) or (not w.c and together(t, nil, a, b, n)) or nil
     return got, 'not_together'
   end
   return pick(t, c, a, b, n), 'sold_out'
@@ -638,7 +644,12 @@ end
 -- sold_out with the seats left for the journey, or 409 with the refusal
 -- named (and, for seat_taken, the seats that are not free).
 local function refused(t, w, a, b, n, refusal, taken)
-  if refusal == 'sold_out' then return 400, left_for(t, w, a, b), journey_fields(t, a, b, n) end
+  if refusal == 'sold_out' then
+    -- A booking is of one class: without one asked, the most one class has.
+    local left = left_for(t, w, a, b)
+    if t.classes and not w.c then left = select(2, most_free(t, a, b)) end
+    return 400, left, journey_fields(t, a, b, n)
+  end
   return 409, 0, journey_fields(t, a, b, nil, nil,
     '"error":"' .. refusal .. '","taken":' .. (taken and cjson.encode(taken) or '[]'))
 end

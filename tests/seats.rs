@@ -649,3 +649,47 @@ async fn a_mixed_swarm_keeps_every_seat_leg_exact() {
         "{totals:?} {samples}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_class_a_booking_still_keeps_to_one() {
+    let h = Harness::start().await;
+    let coaches = json!([
+        {"coach": "2", "class": "second", "rows": 4, "layout": "A"},
+        {"coach": "1", "class": "first", "rows": 1, "layout": "ABC"}
+    ]);
+    put_numbered(&h, "oc", None, coaches).await;
+    let (status, _, _) = h
+        .post_reserve(json!({"train_id": "oc", "seat_ids": ["2-2A"]}))
+        .await;
+    assert_eq!(status, 200);
+    // Three free in each class: four in one booking is sold out, and
+    // `remaining` says what one booking could have.
+    let (status, _, body) = h.post_reserve(json!({"train_id": "oc", "seats": 4})).await;
+    assert_eq!(
+        (status, body["remaining"].clone()),
+        (400, json!(3)),
+        "{body}"
+    );
+    // Three together: second (listed first, as free as first) has no three
+    // rows in a row free, first class has them side by side.
+    let (status, _, body) = h
+        .post_reserve(json!({"train_id": "oc", "seats": 3, "together": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (ids(&body), body["class"].clone()),
+        (
+            vec!["1-1A".to_owned(), "1-1B".to_owned(), "1-1C".to_owned()],
+            json!("first")
+        )
+    );
+    let (status, _, body) = h
+        .post_reserve(json!({"train_id": "oc", "seat_ids": ["2-1A", "1-1A"]}))
+        .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (422, json!("invalid_request")),
+        "{body}"
+    );
+    assert_seats_exact(&h, "oc").await;
+}
