@@ -164,6 +164,8 @@ local function load_legs(t, raw)
     error('the legs of a train are unreadable')
   end
   t.nlegs = math.max(#route - 1, 1)
+  -- The stations' and classes' JSON as stored, written back as they are.
+  t.raw = raw
   if legs.classes then
     t.classes, t.class_seats, t.class_ix, t.runs = legs.classes, legs.class_seats, {}, {}
     for i, name in ipairs(legs.classes) do t.class_ix[name] = i - 1 end
@@ -184,6 +186,22 @@ local function load_legs(t, raw)
   end
 end
 
+-- A list the train's `legs` string holds that no decision changes
+-- (stations, classes, class_seats), as JSON: cut from the string as read,
+-- or encoded (put_train, or a string laid out otherwise). The stations end
+-- where ',"free":[' starts: inside a JSON string a quote is escaped, so that
+-- text cannot be part of a name; classes and sizes have no brackets.
+local function json_part(t, name, list)
+  local raw, part = t.raw, nil
+  if raw and name == 'stations' then
+    local stop = string.find(raw, ',"free":[', 13, true)
+    if stop and string.sub(raw, 1, 12) == '{"stations":' then part = string.sub(raw, 13, stop - 1) end
+  elseif raw then
+    part = string.match(raw, '"' .. name .. '":(%[[^%[%]]*%])')
+  end
+  return part or cjson.encode(list)
+end
+
 -- The `legs` string of a train (as load_legs reads it).
 local function legs_json(t)
   local free, sold, held = {}, {}, {}
@@ -191,7 +209,7 @@ local function legs_json(t)
   for k = 0, (t.route and t.nlegs or 0) - 1 do
     free[k + 1], sold[k + 1], held[k + 1] = t.free[k], t.on.sold[k], t.on.held[k]
   end
-  local out = '{"stations":' .. (t.route and cjson.encode(t.route) or '[]') ..
+  local out = '{"stations":' .. (t.route and json_part(t, 'stations', t.route) or '[]') ..
     ',"free":[' .. table.concat(free, ',') .. '],"sold":[' .. table.concat(sold, ',') ..
     '],"held":[' .. table.concat(held, ',') .. ']'
   if t.classes then
@@ -199,8 +217,8 @@ local function legs_json(t)
     for code, n in pairs(t.runs) do
       if n > 0 then runs[#runs + 1] = code; runs[#runs + 1] = n end
     end
-    out = out .. ',"classes":' .. cjson.encode(t.classes) .. ',"class_seats":' ..
-      cjson.encode(t.class_seats) .. ',"runs":[' .. table.concat(runs, ',') .. ']'
+    out = out .. ',"classes":' .. json_part(t, 'classes', t.classes) .. ',"class_seats":' ..
+      json_part(t, 'class_seats', t.class_seats) .. ',"runs":[' .. table.concat(runs, ',') .. ']'
   end
   return out .. '}'
 end
@@ -607,7 +625,22 @@ local function take(t, w, a, b, n, to)
 end
 
 -- A station's name as JSON (for records and answers).
-local function station(t, i) return cjson.encode(t.route[i + 1]) end
+local function station(t, i)
+  local names = t.names
+  if not names then names = {}; t.names = names end
+  local name = names[i]
+  if not name then name = cjson.encode(t.route[i + 1]); names[i] = name end
+  return name
+end
+
+-- A class's name as JSON.
+local function class_name(t, c)
+  local names = t.class_names
+  if not names then names = {}; t.class_names = names end
+  local name = names[c]
+  if not name then name = cjson.encode(t.classes[c + 1]); names[c] = name end
+  return name
+end
 
 -- What an answer about a booking adds (a JSON object's fields, '' when
 -- none): on a train with stations, from and to, and with `short` (seats
@@ -632,7 +665,7 @@ local function journey_fields(t, a, b, short, got, more)
   if got and #got > 0 then
     local ids = {}
     for j, p in ipairs(got) do ids[j] = '"' .. p.id .. '"' end
-    parts[#parts + 1] = '"class":' .. cjson.encode(t.classes[got[1].c + 1]) ..
+    parts[#parts + 1] = '"class":' .. class_name(t, got[1].c) ..
       ',"seat_ids":[' .. table.concat(ids, ',') .. ']'
   end
   if more then parts[#parts + 1] = more end
@@ -804,7 +837,7 @@ local function record(t, user, seats, a, b, field, at, got)
   if got and #got > 0 then
     local ids, nums = {}, {string.format('%d', got[1].c)}
     for j, p in ipairs(got) do ids[j], nums[j + 1] = '"' .. p.id .. '"', string.format('%d', p.i) end
-    named = ',"class":' .. cjson.encode(t.classes[got[1].c + 1]) .. ',"seat_ids":[' ..
+    named = ',"class":' .. class_name(t, got[1].c) .. ',"seat_ids":[' ..
       table.concat(ids, ',') .. ']'
     places = ',"places":[' .. table.concat(nums, ',') .. ']'
   end
