@@ -33,7 +33,7 @@ if rec then
     status = 200
     redis.call('HDEL', t.reservations, id)
     local got = placed(rec)
-    if got then give_back(t, got, a, b) end
+    if got then S.give_back(t, got, a, b) end
     move(t, a, b, seats, 'sold', 'free')
     charge(t, user, -seats)
     remember(t, {forget_ended(), 'cancelled:' .. id})

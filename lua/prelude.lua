@@ -154,6 +154,9 @@ end
 -- A train with numbered seats (see below) always has `legs`: with no
 -- stations, its lists are empty and `stock` stays its one leg's counter.
 
+-- The seat layer (see "Numbered seats" below), made on demand.
+local S, seating
+
 -- Reads a train's stations, leg counters and, on a numbered train, its
 -- classes and free runs (only such trains: the fields it adds are not named
 -- in `trains`, whose table would then outgrow its 32 slots for every train).
@@ -167,6 +170,7 @@ local function load_legs(t, raw)
   -- The stations' and classes' JSON as stored, written back as they are.
   t.raw = raw
   if legs.classes then
+    seating()
     t.classes, t.class_seats, t.class_ix, t.runs = legs.classes, legs.class_seats, {}, {}
     for i, name in ipairs(legs.classes) do t.class_ix[name] = i - 1 end
     local runs = legs.runs
@@ -263,36 +267,301 @@ end
 -- A journey on a fresh train thus takes seats already sold next to it
 -- before it breaks into an empty one, which stays whole for the long
 -- journeys that only an empty seat can take.
-local SLOT, STOPS = 4096, 64
-local function run_code(c, s, e) return (c * STOPS + s) * STOPS + e end
-local function run_score(c, s, e, i) return string.format('%d', run_code(c, s, e) * SLOT + i) end
--- class, S, E and seat of a run's score.
-local function run_of(score)
-  score = tonumber(score)
-  local i = score % SLOT
-  local code = (score - i) / SLOT
-  local e = code % STOPS
-  local s = ((code - e) / STOPS) % STOPS
-  return (code - e - s * STOPS) / (STOPS * STOPS), s, e, i
-end
+-- A seat as the functions below pass it: its id, class, seat number and,
+-- when free, the run (s, e) that will carry the journey.
+local function seat(id, c, i, s, e) return {id = id, c = c, i = i, s = s, e = e} end
 
--- Seats of class c (nil: any) free on every leg of the journey a..b.
-local function free_for(t, c, a, b)
-  local n, runs = 0, t.runs
-  for k = c or 0, c or #t.classes - 1 do
-    for s = 0, a do
-      local base = (k * STOPS + s) * STOPS
-      for e = b, t.nlegs do n = n + (runs[base + e] or 0) end
-    end
+-- The seat layer: made by `seating` when a call meets its first numbered
+-- train (load_legs, put_train), so a call of trains without numbered
+-- seats does not pay for making these functions (Lua makes a script's
+-- functions each time it runs).
+seating = function()
+  if S then return S end
+  local SLOT, STOPS = 4096, 64
+  local function run_code(c, s, e) return (c * STOPS + s) * STOPS + e end
+  local function run_score(c, s, e, i) return string.format('%d', run_code(c, s, e) * SLOT + i) end
+  -- class, S, E and seat of a run's score.
+  local function run_of(score)
+    score = tonumber(score)
+    local i = score % SLOT
+    local code = (score - i) / SLOT
+    local e = code % STOPS
+    local s = ((code - e) / STOPS) % STOPS
+    return (code - e - s * STOPS) / (STOPS * STOPS), s, e, i
   end
-  return n
+
+  -- Seats of class c (nil: any) free on every leg of the journey a..b.
+  local function free_for(t, c, a, b)
+    local n, runs = 0, t.runs
+    for k = c or 0, c or #t.classes - 1 do
+      for s = 0, a do
+        local base = (k * STOPS + s) * STOPS
+        for e = b, t.nlegs do n = n + (runs[base + e] or 0) end
+      end
+    end
+    return n
+  end
+
+  -- The free runs (S, E) that can carry the journey a..b, best fit first
+  -- (the policy above): by the legs left over (w), then by the smaller side
+  -- of them (d: 0 when the run starts or ends with the journey), then the
+  -- later start. Made in that order, no sort; the same for every train with
+  -- L legs, so made once per call.
+  local fits = {}
+  local function candidates(L, a, b)
+    local key = (L * STOPS + a) * STOPS + b
+    local list = fits[key]
+    if list then return list end
+    list = {}
+    for w = 0, a + L - b do
+      for d = 0, math.floor(w / 2) do
+        -- Left over before (a - s) and after (e - b): d and w - d, the
+        -- later start first.
+        local s, e = a - d, b + (w - d)
+        if s >= 0 and e <= L then list[#list + 1] = {s, e} end
+        if d ~= w - d then
+          s, e = a - (w - d), b + d
+          if s >= 0 and e <= L then list[#list + 1] = {s, e} end
+        end
+      end
+    end
+    fits[key] = list
+    return list
+  end
+
+  -- n seats of class c free for a..b, by the policy; nil when fewer are.
+  local function pick(t, c, a, b, n)
+    local got = {}
+    for _, f in ipairs(candidates(t.nlegs, a, b)) do
+      local code = run_code(c, f[1], f[2])
+      if (t.runs[code] or 0) > 0 then
+        local lo = code * SLOT
+        local found = redis.call('ZRANGE', t.seats, string.format('%d', lo),
+          string.format('%d', lo + SLOT - 1), 'BYSCORE', 'LIMIT', 0, n - #got, 'WITHSCORES')
+        for j = 1, #found, 2 do
+          local _, s, e, i = run_of(found[j + 1])
+          got[#got + 1] = seat(string.match(found[j], '^(.*):%d+$'), c, i, s, e)
+        end
+        if #got == n then return got end
+      end
+    end
+    return nil
+  end
+
+  -- Takes the seats (each free for a..b) off their runs: what is left of a
+  -- run before a and after b stays free.
+  local function occupy(t, got, a, b)
+    local runs, gone, add = t.runs, {}, {}
+    for _, p in ipairs(got) do
+      local code = run_code(p.c, p.s, p.e)
+      runs[code] = runs[code] - 1
+      if p.s < a then
+        code = run_code(p.c, p.s, a)
+        runs[code] = (runs[code] or 0) + 1
+        add[#add + 1] = run_score(p.c, p.s, a, p.i); add[#add + 1] = p.id .. ':' .. p.s
+      else
+        gone[#gone + 1] = p.id .. ':' .. p.s
+      end
+      if b < p.e then
+        code = run_code(p.c, b, p.e)
+        runs[code] = (runs[code] or 0) + 1
+        add[#add + 1] = run_score(p.c, b, p.e, p.i); add[#add + 1] = p.id .. ':' .. b
+      end
+    end
+    if #gone > 0 then redis.call('ZREM', t.seats, unpack(gone)) end
+    if #add > 0 then redis.call('ZADD', t.seats, unpack(add)) end
+    t.dirty = true
+  end
+
+  -- Gives the seats back on a..b (a release, a cancellation, an expiry):
+  -- each joins the free runs that end at a or start at b into one.
+  local function give_back(t, got, a, b)
+    local ask, per = {}, a + 1
+    for _, p in ipairs(got) do
+      for s = 0, a - 1 do ask[#ask + 1] = p.id .. ':' .. s end
+      ask[#ask + 1] = p.id .. ':' .. b
+    end
+    local scores = redis.call('ZMSCORE', t.seats, unpack(ask))
+    local runs, gone, add = t.runs, {}, {}
+    for j, p in ipairs(got) do
+      local s_new, e_new = a, b
+      for s = 0, a - 1 do
+        local score = scores[(j - 1) * per + s + 1]
+        if score then
+          local _, s0, e0 = run_of(score)
+          if e0 == a then
+            s_new = s0
+            runs[run_code(p.c, s0, e0)] = runs[run_code(p.c, s0, e0)] - 1
+          end
+        end
+      end
+      local after = scores[j * per]
+      if after then
+        local _, _, e0 = run_of(after)
+        e_new = e0
+        runs[run_code(p.c, b, e0)] = runs[run_code(p.c, b, e0)] - 1
+        gone[#gone + 1] = p.id .. ':' .. b
+      end
+      local code = run_code(p.c, s_new, e_new)
+      runs[code] = (runs[code] or 0) + 1
+      add[#add + 1] = run_score(p.c, s_new, e_new, p.i); add[#add + 1] = p.id .. ':' .. s_new
+    end
+    if #gone > 0 then redis.call('ZREM', t.seats, unpack(gone)) end
+    redis.call('ZADD', t.seats, unpack(add))
+    t.dirty = true
+  end
+
+  -- The layout of a numbered train (`coaches`), read once per call: per coach
+  -- its first seat number, rows, seats a row, letters and class; nil when it
+  -- is unreadable.
+  local function layout(t)
+    if t.layout then return t.layout end
+    local ok, coaches = pcall(cjson.decode, redis.call('GET', t.coaches) or '')
+    if not ok or type(coaches) ~= 'table' then error('the coaches of a train are unreadable') end
+    local out, first = {by_name = {}}, 0
+    for _, c in ipairs(coaches) do
+      local letters, width = {}, 0
+      for ch in string.gmatch(c.layout, '%u') do width = width + 1; letters[ch] = width - 1 end
+      local coach = {name = c.coach, first = first, rows = c.rows, width = width,
+                     letters = letters, c = t.class_ix[c.class]}
+      out[#out + 1] = coach
+      out.by_name[c.coach] = coach
+      first = first + c.rows * width
+    end
+    t.layout = out
+    return out
+  end
+
+  -- The class and number of a seat id ("7-12A"); nil when the train has none.
+  local function seat_number(t, id)
+    local name, row, letter = string.match(id, '^(%w+)%-(%d+)(%u)$')
+    local coach = name and layout(t).by_name[name]
+    row = tonumber(row)
+    if not coach or row < 1 or row > coach.rows or not coach.letters[letter] then return nil end
+    return coach.c, coach.first + (row - 1) * coach.width + coach.letters[letter]
+  end
+
+  -- The seats named, when each is free for a..b; else nil and the ids of
+  -- those that are not.
+  local function named(t, ids, a, b)
+    local ask, got, taken = {}, {}, {}
+    for _, id in ipairs(ids) do
+      for s = 0, a do ask[#ask + 1] = id .. ':' .. s end
+    end
+    local scores = redis.call('ZMSCORE', t.seats, unpack(ask))
+    for j, id in ipairs(ids) do
+      local c, i = seat_number(t, id)
+      local free = nil
+      for s = a, 0, -1 do
+        local score = scores[(j - 1) * (a + 1) + s + 1]
+        if score then
+          local _, s0, e0 = run_of(score)
+          if e0 >= b then free = seat(id, c, i, s0, e0) end
+          break
+        end
+      end
+      if free then got[#got + 1] = free else taken[#taken + 1] = id end
+    end
+    if #taken > 0 then return nil, taken end
+    return got
+  end
+
+  -- n seats of class c (nil: any) free for a..b, together: in one coach, in
+  -- the fewest consecutive rows that hold n (ceil(n / seats a row)), next to
+  -- each other within each row (the aisle does not part them). The first
+  -- such group in coach and row order; nil when there is none.
+  local function together(t, c, a, b, n)
+    local free = {}
+    for k = c or 0, c or #t.classes - 1 do
+      for s = 0, a do
+        for e = b, t.nlegs do
+          local code = run_code(k, s, e)
+          if (t.runs[code] or 0) > 0 then
+            local lo = code * SLOT
+            local found = redis.call('ZRANGE', t.seats, string.format('%d', lo),
+              string.format('%d', lo + SLOT - 1), 'BYSCORE', 'WITHSCORES')
+            for j = 1, #found, 2 do
+              local _, s0, e0, i = run_of(found[j + 1])
+              free[i] = seat(string.match(found[j], '^(.*):%d+$'), k, i, s0, e0)
+            end
+          end
+        end
+      end
+    end
+    for _, coach in ipairs(layout(t)) do
+      local w = coach.width
+      local k = math.ceil(n / w)
+      if (c == nil or coach.c == c) and k <= coach.rows then
+        for r0 = 0, coach.rows - k do
+          -- The longest run of free seats in each of the k rows.
+          local blocks, total = {}, 0
+          for r = r0, r0 + k - 1 do
+            local base, best_at, best, run = coach.first + r * w, 0, 0, 0
+            for x = 0, w - 1 do
+              if free[base + x] then run = run + 1 else run = 0 end
+              if run > best then best, best_at = run, x - run + 1 end
+            end
+            if best == 0 then break end
+            blocks[#blocks + 1] = {base + best_at, best}
+            total = total + best
+          end
+          if #blocks == k and total >= n then
+            local got, need = {}, n
+            for j, block in ipairs(blocks) do
+              local take = math.min(block[2], need - (k - j))
+              for q = 0, take - 1 do got[#got + 1] = free[block[1] + q] end
+              need = need - take
+            end
+            return got
+          end
+        end
+      end
+    end
+    return nil
+  end
+
+  -- The class with the most seats free for the journey a..b (the first
+  -- listed among equals), and how many.
+  local function most_free(t, a, b)
+    local c, most = 0, -1
+    for k = 0, #t.classes - 1 do
+      local free = free_for(t, k, a, b)
+      if free > most then c, most = k, free end
+    end
+    return c, most
+  end
+
+  -- The seats a request gets on a numbered train (w from wish): nil and the
+  -- refusal when there are none: 'sold_out', 'not_together', or 'seat_taken'
+  -- with the ids. Without a class, the class with the most seats free for
+  -- the journey (a group together: that class first, then any).
+  local function place(t, w, a, b, n)
+    if w.ids then
+      local got, taken = named(t, w.ids, a, b)
+      return got, 'seat_taken', taken
+    end
+    local c = w.c or most_free(t, a, b)
+    if free_for(t, c, a, b) < n then return nil, 'sold_out' end
+    if w.together and n > 1 then
+      -- Without a class, a group the fullest class cannot seat together
+      -- may still sit together in another.
+      local got = together(t, c, a, b, n) or (not w.c and together(t, nil, a, b, n)) or nil
+      return got, 'not_together'
+    end
+    return pick(t, c, a, b, n), 'sold_out'
+  end
+
+  S = {run_code = run_code, run_score = run_score, free_for = free_for, pick = pick,
+       occupy = occupy, give_back = give_back, seat_number = seat_number,
+       most_free = most_free, place = place}
+  return S
 end
 
 -- Seats free on every leg of a journey (stations a to b): on a numbered
 -- train, seats free from a to b (a journey may find room on every leg and
 -- no single seat free end to end).
 local function room(t, a, b)
-  if t.classes then return free_for(t, nil, a, b) end
+  if t.classes then return S.free_for(t, nil, a, b) end
   if not t.route then return t.stock_n end
   local m = t.free[a]
   for k = a + 1, b - 1 do if t.free[k] < m then m = t.free[k] end end
@@ -319,228 +588,6 @@ local function move(t, a, b, n, from, to)
   if from == 'free' or to == 'free' then t.stock_n = room(t, 0, t.nlegs) end
 end
 
--- The free runs (S, E) that can carry the journey a..b, best fit first
--- (the policy above): by the legs left over (w), then by the smaller side
--- of them (d: 0 when the run starts or ends with the journey), then the
--- later start. Made in that order, no sort; the same for every train with
--- L legs, so made once per call.
-local fits = {}
-local function candidates(L, a, b)
-  local key = (L * STOPS + a) * STOPS + b
-  local list = fits[key]
-  if list then return list end
-  list = {}
-  for w = 0, a + L - b do
-    for d = 0, math.floor(w / 2) do
-      -- Left over before (a - s) and after (e - b): d and w - d, the
-      -- later start first.
-      local s, e = a - d, b + (w - d)
-      if s >= 0 and e <= L then list[#list + 1] = {s, e} end
-      if d ~= w - d then
-        s, e = a - (w - d), b + d
-        if s >= 0 and e <= L then list[#list + 1] = {s, e} end
-      end
-    end
-  end
-  fits[key] = list
-  return list
-end
-
--- A seat as the functions below pass it: its id, class, seat number and,
--- when free, the run (s, e) that will carry the journey.
-local function seat(id, c, i, s, e) return {id = id, c = c, i = i, s = s, e = e} end
-
--- n seats of class c free for a..b, by the policy; nil when fewer are.
-local function pick(t, c, a, b, n)
-  local got = {}
-  for _, f in ipairs(candidates(t.nlegs, a, b)) do
-    local code = run_code(c, f[1], f[2])
-    if (t.runs[code] or 0) > 0 then
-      local lo = code * SLOT
-      local found = redis.call('ZRANGE', t.seats, string.format('%d', lo),
-        string.format('%d', lo + SLOT - 1), 'BYSCORE', 'LIMIT', 0, n - #got, 'WITHSCORES')
-      for j = 1, #found, 2 do
-        local _, s, e, i = run_of(found[j + 1])
-        got[#got + 1] = seat(string.match(found[j], '^(.*):%d+$'), c, i, s, e)
-      end
-      if #got == n then return got end
-    end
-  end
-  return nil
-end
-
--- Takes the seats (each free for a..b) off their runs: what is left of a
--- run before a and after b stays free.
-local function occupy(t, got, a, b)
-  local runs, gone, add = t.runs, {}, {}
-  for _, p in ipairs(got) do
-    local code = run_code(p.c, p.s, p.e)
-    runs[code] = runs[code] - 1
-    if p.s < a then
-      code = run_code(p.c, p.s, a)
-      runs[code] = (runs[code] or 0) + 1
-      add[#add + 1] = run_score(p.c, p.s, a, p.i); add[#add + 1] = p.id .. ':' .. p.s
-    else
-      gone[#gone + 1] = p.id .. ':' .. p.s
-    end
-    if b < p.e then
-      code = run_code(p.c, b, p.e)
-      runs[code] = (runs[code] or 0) + 1
-      add[#add + 1] = run_score(p.c, b, p.e, p.i); add[#add + 1] = p.id .. ':' .. b
-    end
-  end
-  if #gone > 0 then redis.call('ZREM', t.seats, unpack(gone)) end
-  if #add > 0 then redis.call('ZADD', t.seats, unpack(add)) end
-  t.dirty = true
-end
-
--- Gives the seats back on a..b (a release, a cancellation, an expiry):
--- each joins the free runs that end at a or start at b into one.
-local function give_back(t, got, a, b)
-  local ask, per = {}, a + 1
-  for _, p in ipairs(got) do
-    for s = 0, a - 1 do ask[#ask + 1] = p.id .. ':' .. s end
-    ask[#ask + 1] = p.id .. ':' .. b
-  end
-  local scores = redis.call('ZMSCORE', t.seats, unpack(ask))
-  local runs, gone, add = t.runs, {}, {}
-  for j, p in ipairs(got) do
-    local s_new, e_new = a, b
-    for s = 0, a - 1 do
-      local score = scores[(j - 1) * per + s + 1]
-      if score then
-        local _, s0, e0 = run_of(score)
-        if e0 == a then
-          s_new = s0
-          runs[run_code(p.c, s0, e0)] = runs[run_code(p.c, s0, e0)] - 1
-        end
-      end
-    end
-    local after = scores[j * per]
-    if after then
-      local _, _, e0 = run_of(after)
-      e_new = e0
-      runs[run_code(p.c, b, e0)] = runs[run_code(p.c, b, e0)] - 1
-      gone[#gone + 1] = p.id .. ':' .. b
-    end
-    local code = run_code(p.c, s_new, e_new)
-    runs[code] = (runs[code] or 0) + 1
-    add[#add + 1] = run_score(p.c, s_new, e_new, p.i); add[#add + 1] = p.id .. ':' .. s_new
-  end
-  if #gone > 0 then redis.call('ZREM', t.seats, unpack(gone)) end
-  redis.call('ZADD', t.seats, unpack(add))
-  t.dirty = true
-end
-
--- The layout of a numbered train (`coaches`), read once per call: per coach
--- its first seat number, rows, seats a row, letters and class; nil when it
--- is unreadable.
-local function layout(t)
-  if t.layout then return t.layout end
-  local ok, coaches = pcall(cjson.decode, redis.call('GET', t.coaches) or '')
-  if not ok or type(coaches) ~= 'table' then error('the coaches of a train are unreadable') end
-  local out, first = {by_name = {}}, 0
-  for _, c in ipairs(coaches) do
-    local letters, width = {}, 0
-    for ch in string.gmatch(c.layout, '%u') do width = width + 1; letters[ch] = width - 1 end
-    local coach = {name = c.coach, first = first, rows = c.rows, width = width,
-                   letters = letters, c = t.class_ix[c.class]}
-    out[#out + 1] = coach
-    out.by_name[c.coach] = coach
-    first = first + c.rows * width
-  end
-  t.layout = out
-  return out
-end
-
--- The class and number of a seat id ("7-12A"); nil when the train has none.
-local function seat_number(t, id)
-  local name, row, letter = string.match(id, '^(%w+)%-(%d+)(%u)$')
-  local coach = name and layout(t).by_name[name]
-  row = tonumber(row)
-  if not coach or row < 1 or row > coach.rows or not coach.letters[letter] then return nil end
-  return coach.c, coach.first + (row - 1) * coach.width + coach.letters[letter]
-end
-
--- The seats named, when each is free for a..b; else nil and the ids of
--- those that are not.
-local function named(t, ids, a, b)
-  local ask, got, taken = {}, {}, {}
-  for _, id in ipairs(ids) do
-    for s = 0, a do ask[#ask + 1] = id .. ':' .. s end
-  end
-  local scores = redis.call('ZMSCORE', t.seats, unpack(ask))
-  for j, id in ipairs(ids) do
-    local c, i = seat_number(t, id)
-    local free = nil
-    for s = a, 0, -1 do
-      local score = scores[(j - 1) * (a + 1) + s + 1]
-      if score then
-        local _, s0, e0 = run_of(score)
-        if e0 >= b then free = seat(id, c, i, s0, e0) end
-        break
-      end
-    end
-    if free then got[#got + 1] = free else taken[#taken + 1] = id end
-  end
-  if #taken > 0 then return nil, taken end
-  return got
-end
-
--- n seats of class c (nil: any) free for a..b, together: in one coach, in
--- the fewest consecutive rows that hold n (ceil(n / seats a row)), next to
--- each other within each row (the aisle does not part them). The first
--- such group in coach and row order; nil when there is none.
-local function together(t, c, a, b, n)
-  local free = {}
-  for k = c or 0, c or #t.classes - 1 do
-    for s = 0, a do
-      for e = b, t.nlegs do
-        local code = run_code(k, s, e)
-        if (t.runs[code] or 0) > 0 then
-          local lo = code * SLOT
-          local found = redis.call('ZRANGE', t.seats, string.format('%d', lo),
-            string.format('%d', lo + SLOT - 1), 'BYSCORE', 'WITHSCORES')
-          for j = 1, #found, 2 do
-            local _, s0, e0, i = run_of(found[j + 1])
-            free[i] = seat(string.match(found[j], '^(.*):%d+$'), k, i, s0, e0)
-          end
-        end
-      end
-    end
-  end
-  for _, coach in ipairs(layout(t)) do
-    local w = coach.width
-    local k = math.ceil(n / w)
-    if (c == nil or coach.c == c) and k <= coach.rows then
-      for r0 = 0, coach.rows - k do
-        -- The longest run of free seats in each of the k rows.
-        local blocks, total = {}, 0
-        for r = r0, r0 + k - 1 do
-          local base, best_at, best, run = coach.first + r * w, 0, 0, 0
-          for x = 0, w - 1 do
-            if free[base + x] then run = run + 1 else run = 0 end
-            if run > best then best, best_at = run, x - run + 1 end
-          end
-          if best == 0 then break end
-          blocks[#blocks + 1] = {base + best_at, best}
-          total = total + best
-        end
-        if #blocks == k and total >= n then
-          local got, need = {}, n
-          for j, block in ipairs(blocks) do
-            local take = math.min(block[2], need - (k - j))
-            for q = 0, take - 1 do got[#got + 1] = free[block[1] + q] end
-            need = need - take
-          end
-          return got
-        end
-      end
-    end
-  end
-  return nil
-end
-
 -- What a request asks of a numbered train (its member's class, seat ids
 -- and together fields, '' when not given): {c = class index or nil, ids =
 -- seat ids or nil, together = bool}; nil and why (a sentence) when the
@@ -559,7 +606,7 @@ local function wish(t, class, ids, along)
   if ids ~= '' then
     w.ids = {}
     for id in string.gmatch(ids, '[^,]+') do
-      local c = seat_number(t, id)
+      local c = S.seat_number(t, id)
       if not c then return nil, 'this train has no seat ' .. id end
       if (w.c or c) ~= c then
         return nil, 'seat ' .. id .. ' is not of class ' .. cjson.encode(t.classes[w.c + 1])
@@ -571,41 +618,10 @@ local function wish(t, class, ids, along)
   return w
 end
 
--- The class with the most seats free for the journey a..b (the first
--- listed among equals), and how many.
-local function most_free(t, a, b)
-  local c, most = 0, -1
-  for k = 0, #t.classes - 1 do
-    local free = free_for(t, k, a, b)
-    if free > most then c, most = k, free end
-  end
-  return c, most
-end
-
 -- Seats free for a journey in the class a request asks (all when none).
 local function left_for(t, w, a, b)
-  if t.classes and w.c then return free_for(t, w.c, a, b) end
+  if t.classes and w.c then return S.free_for(t, w.c, a, b) end
   return room(t, a, b)
-end
-
--- The seats a request gets on a numbered train (w from wish): nil and the
--- refusal when there are none: 'sold_out', 'not_together', or 'seat_taken'
--- with the ids. Without a class, the class with the most seats free for
--- the journey (a group together: that class first, then any).
-local function place(t, w, a, b, n)
-  if w.ids then
-    local got, taken = named(t, w.ids, a, b)
-    return got, 'seat_taken', taken
-  end
-  local c = w.c or most_free(t, a, b)
-  if free_for(t, c, a, b) < n then return nil, 'sold_out' end
-  if w.together and n > 1 then
-    -- Without a class, a group the fullest class cannot seat together
-    -- may still sit together in another.
-    local got = together(t, c, a, b, n) or (not w.c and together(t, nil, a, b, n)) or nil
-    return got, 'not_together'
-  end
-  return pick(t, c, a, b, n), 'sold_out'
 end
 
 -- Decides one request on a train whose lock is ours: n seats of the
@@ -615,8 +631,8 @@ end
 local function take(t, w, a, b, n, to)
   local got, refusal, taken = {}, 'sold_out', nil
   if t.classes then
-    got, refusal, taken = place(t, w, a, b, n)
-    if got then occupy(t, got, a, b) end
+    got, refusal, taken = S.place(t, w, a, b, n)
+    if got then S.occupy(t, got, a, b) end
   elseif room(t, a, b) < n then
     got = nil
   end
@@ -680,7 +696,7 @@ local function refused(t, w, a, b, n, refusal, taken)
   if refusal == 'sold_out' then
     -- A booking is of one class: without one asked, the most one class has.
     local left = left_for(t, w, a, b)
-    if t.classes and not w.c then left = select(2, most_free(t, a, b)) end
+    if t.classes and not w.c then left = select(2, S.most_free(t, a, b)) end
     return 400, left, journey_fields(t, a, b, n)
   end
   return 409, 0, journey_fields(t, a, b, nil, nil,
@@ -878,7 +894,7 @@ local function reclaim(t)
     if recs[i] then
       local user, n, expires, a, b = parse(recs[i])
       local got = placed(recs[i])
-      if got then give_back(t, got, a, b) end
+      if got then S.give_back(t, got, a, b) end
       move(t, a, b, n, 'held', 'free')
       charge(t, user, -n)
       ended[#ended + 1] = expires + MEMORY; ended[#ended + 1] = 'expired:' .. id

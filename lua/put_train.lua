@@ -49,6 +49,7 @@ if stations or coaches then
     for k = 0, t.nlegs - 1 do t.free[k], t.on.sold[k], t.on.held[k] = tonumber(capacity), 0, 0 end
   end
   if coaches then
+    local run_code, run_score = seating().run_code, S.run_score
     t.classes, t.class_seats, t.class_ix, t.runs = {}, {}, {}, {}
     local runs, i = {}, 0
     for _, coach in ipairs(coaches) do

@@ -36,7 +36,7 @@ if expires <= now() then return answer(410, 0) end
 redis.call('HDEL', t.holds, id)
 redis.call('ZREM', t.expiry, id)
 local got = placed(rec)
-if got then give_back(t, got, a, b) end
+if got then S.give_back(t, got, a, b) end
 move(t, a, b, seats, 'held', 'free')
 charge(t, user, -seats)
 remember(t, {forget_ended(), 'released:' .. id})
