@@ -158,7 +158,7 @@ mod tests {
         let cache = Coalesce::new(Duration::from_secs(60));
         let gone = tokio::time::timeout(
             Duration::from_millis(10),
-            cache.get("a", || std::future::pending::<u32>()),
+            cache.get("a", std::future::pending::<u32>),
         )
         .await;
         assert!(gone.is_err());

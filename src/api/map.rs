@@ -150,7 +150,9 @@ async fn load(app: &App, id: &str) -> Cached {
         }],
     };
     let coaches = state.seats.as_ref().map(|occupancy| {
-        let n = stations.as_ref().map_or(1, |s| s.len().saturating_sub(1).max(1));
+        let n = stations
+            .as_ref()
+            .map_or(1, |s| s.len().saturating_sub(1).max(1));
         let mut taken = occupancy.taken_legs(n as u32);
         occupancy
             .coaches
