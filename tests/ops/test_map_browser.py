@@ -182,9 +182,9 @@ def test_seat_map_draws_follows_and_sells(start_service, browser, capsys):
     assert "2-4C, 2-4D" in browser.js("document.getElementById('selection').textContent")
     # The README's picture: a sale in progress (sold, held, picked), with
     # the mouse and the focus out of the way.
-    browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=1270, y=890)
+    browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=1270, y=710)
     browser.js("document.activeElement.blur(); window.scrollTo(0, 0)")
-    browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
+    browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=720, deviceScaleFactor=1, mobile=False)
     sale = browser.screenshot("seat-map.png", full_page=True)
     # A sold seat cannot be picked, and the page says why.
     click(browser, 'button.seat[data-seat="2-1A"]')
