@@ -9,7 +9,7 @@ with the mouse and the keyboard.
   2 s, without a reload;
 - two seats picked and held: 201, and they turn held; confirmed: sold; a
   seat taken by someone else between picking and holding: the 409 in words;
-  a hold released: free again;
+  a hold released: free again; a hold left to expire: said, and free again;
 - no request leaves the service's origin (every request the page made, as
   Chromium's network log has them);
 - a train without coaches is drawn as its legs' bars;
@@ -233,6 +233,17 @@ def test_seat_map_draws_follows_and_sells(start_service, browser, capsys):
     wait_label(browser, "2-5B", r"2-5B, free", timeout=3.0)
     assert responses(browser, "DELETE", "") == [200]
     assert seat_states(service, TRAIN)["2-5B"] == "free"
+
+    # A hold nobody confirms expires: the page says so, and the seat is free
+    # again (a short hold: the page offers minutes, the API takes 1 s up).
+    browser.js("document.getElementById('ttl').add(new Option('2 seconds', '2000', true, true))")
+    click(browser, 'button.seat[data-seat="2-8A"]')
+    click(browser, "#hold")
+    wait_label(browser, "2-8A", r"2-8A, held \(your hold\)", timeout=3.0)
+    wait_until(lambda: "expired" in message(browser), "the expiry on the page", 5)
+    assert "2-8A" in message(browser), message(browser)
+    wait_label(browser, "2-8A", r"2-8A, free", timeout=2.0)
+    assert browser.js("document.getElementById('hold-panel').hidden")
 
     # The page talked to its own service only, and followed it by polling.
     browser.js("1")
