@@ -15,8 +15,10 @@ FROM rust:1.88-slim-bookworm AS build
 WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# The binary embeds lua/*.lua with include_str! at compile time.
+# The binary embeds lua/*.lua with include_str! at compile time, and the
+# seat map page's files (assets/map/) with include_str!/include_bytes!.
 COPY lua ./lua
+COPY assets ./assets
 # Cache mounts keep the crate downloads and compiled dependencies between
 # builds (BuildKit); the binary is copied out of the cached target dir.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -2,11 +2,11 @@
 #   make run       build and run the service (private redis-server under ./data/redis)
 #   make test      compose-check, unit + integration tests against real redis-servers, a Locust
 #                  smoke run, then the operations checks (tests/ops: metrics, schemathesis,
-#                  /docs in Chromium)
+#                  /docs and the seat map in Chromium)
 #   make compose-check  docker-compose.yml checked by docker-compose itself, for every profile
 #   make loadtest  a longer Locust swarm against a fresh service
 #   make bench     throughput and latency figures (see README "Performance")
-#   make screenshots  refresh docs/swagger-ui*.png from the browser check
+#   make screenshots  refresh docs/swagger-ui*.png and docs/seat-map.png from the browser checks
 # redis-server, docker-compose and chromium are installed with apt-get when
 # missing and running as root; otherwise the target stops and says how to
 # install them.
@@ -53,11 +53,11 @@ test: redis venv compose-check chromium
 	scripts/locust-smoke.sh target/debug/train-reservation $(VENV)
 	TRAIN_RESERVATION_BIN=target/debug/train-reservation $(VENV)/bin/pytest -q tests/ops
 
-# The browser check saves its screenshots under target/ops; the README shows these.
+# The browser checks save their screenshots under target/ops; the README shows these.
 screenshots: redis venv chromium
 	$(CARGO) build --locked
-	TRAIN_RESERVATION_BIN=target/debug/train-reservation $(VENV)/bin/pytest -q tests/ops/test_docs_browser.py
-	mkdir -p docs && cp target/ops/swagger-ui.png target/ops/swagger-ui-try-it-out.png docs/
+	TRAIN_RESERVATION_BIN=target/debug/train-reservation $(VENV)/bin/pytest -q tests/ops/test_docs_browser.py tests/ops/test_map_browser.py
+	mkdir -p docs && cp target/ops/swagger-ui.png target/ops/swagger-ui-try-it-out.png target/ops/seat-map.png docs/
 
 loadtest: redis venv
 	$(CARGO) build --release --locked

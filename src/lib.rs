@@ -15,6 +15,8 @@
 //! - [`seats`]: coach layouts, seat ids, and seat maps of numbered trains;
 //! - [`respond`]: the JSON responses and error bodies;
 //! - [`batch`]: group commit, many queued requests in one script call;
+//! - [`coalesce`]: one fetch shared by every caller of a short window (the
+//!   seat map's per-train snapshots);
 //! - [`store`]: the Redis pool and one typed call per Lua script;
 //! - [`embedded`]: the private redis-server used when no REDIS_URL is given;
 //! - [`metrics`]: the Prometheus registry behind `GET /metrics`;
@@ -26,6 +28,7 @@
 
 pub mod api;
 pub mod batch;
+pub mod coalesce;
 pub mod config;
 pub mod connection;
 pub mod embedded;

@@ -261,6 +261,17 @@ impl Occupancy {
             })
     }
 
+    /// Per seat, in seat order: the legs among 0..n (bit k: leg k) that a
+    /// live reservation has, and those a live hold has. The seat map page
+    /// works out any journey's states from these (see `api::map`).
+    pub fn taken_legs(&self, n: u32) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let route = legs(0, n);
+        self.free.iter().zip(&self.held).map(move |(&free, &held)| {
+            let taken = route & !free;
+            (taken & !held, taken & held)
+        })
+    }
+
     /// Per class, in order of first appearance: its seats and those free
     /// for the journey a..b.
     pub fn classes(&self, a: u32, b: u32) -> Vec<(String, i64, i64)> {
@@ -368,6 +379,10 @@ mod tests {
             ]
         );
         assert_eq!(occupancy.classes(0, 1), [("second".to_owned(), 2, 2)]);
+        // Per seat, the legs sold and the legs held: seat 0 sold on leg 1,
+        // seat 1 held on legs 1 and 2.
+        let taken: Vec<_> = occupancy.taken_legs(3).collect();
+        assert_eq!(taken, [(0b010, 0b000), (0b000, 0b110)]);
         assert_eq!(occupancy.classes(2, 3), [("second".to_owned(), 2, 1)]);
         // Once the hold has expired, its seat is free again on its legs.
         let expired = Occupancy::new(

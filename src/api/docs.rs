@@ -27,7 +27,7 @@ use utoipa::{
 };
 
 use super::{
-    holds, operations, reservations, seats,
+    holds, map, operations, reservations, seats,
     shared::{
         Forbidden, Internal, Invalid, Locked, RateLimited, Throttled, Timeout, TooLarge,
         Unauthorized, Unavailable,
@@ -53,6 +53,9 @@ use crate::respond::{self, error, ErrorBody, Reply};
         trains::get,
         trains::put,
         seats::get,
+        map::page,
+        map::state,
+        map::file,
         holds::create,
         holds::get,
         holds::release,

@@ -2,7 +2,7 @@
 //!
 //! `handle` reads as the contract's table: each route pattern with its
 //! methods and the handler that serves it. The handlers live with their
-//! resource (`reservations`, `holds`, `trains`, `operations`); each reads top
+//! resource (`reservations`, `holds`, `trains`, `seats`, `map`, `operations`); each reads top
 //! to bottom: validate (422 and friends, before Redis is touched), call one
 //! script, map the status the script returned to the response. The scripts
 //! decide; these files translate.
@@ -13,6 +13,7 @@
 
 mod docs;
 mod holds;
+mod map;
 mod operations;
 mod reservations;
 mod seats;
@@ -61,6 +62,8 @@ pub struct App {
     confirms: GroupCommit<Confirming>,
     /// RATE_LIMIT_PER_CLIENT, when on: checked for each buyer request first.
     limiter: Option<RateLimit>,
+    /// The seat map's per-train snapshots, shared by every open page.
+    maps: map::Snapshots,
     /// Set once start-up has connected, loaded the scripts and created the
     /// default train. Until then the API answers 503.
     ready: AtomicBool,
@@ -78,6 +81,7 @@ impl App {
             confirms: GroupCommit::new(Confirming(store.clone()), timeout),
             limiter: (config.rate_limit_per_client > 0)
                 .then(|| RateLimit::new(store.clone(), config.rate_limit_per_client, timeout)),
+            maps: map::snapshots(),
             config,
             store,
             metrics,
@@ -109,7 +113,7 @@ pub struct RouteSpec {
 /// tests check it against `/openapi.json` both ways, so the three cannot
 /// drift apart.
 #[rustfmt::skip]
-pub const ROUTES: [RouteSpec; 14] = [
+pub const ROUTES: [RouteSpec; 17] = [
     RouteSpec { pattern: "/reserve", allow: "POST" },
     RouteSpec { pattern: "/trains/{id}", allow: "GET, HEAD, PUT" },
     RouteSpec { pattern: "/trains/{id}/holds", allow: "POST" },
@@ -124,6 +128,9 @@ pub const ROUTES: [RouteSpec; 14] = [
     RouteSpec { pattern: "/docs/", allow: "GET, HEAD" },
     RouteSpec { pattern: "/docs/{file}", allow: "GET, HEAD" },
     RouteSpec { pattern: "/trains/{id}/seats", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/trains/{id}/map", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/trains/{id}/map.json", allow: "GET, HEAD" },
+    RouteSpec { pattern: "/map/{file}", allow: "GET, HEAD" },
 ];
 
 /// (method, route index, status) of every answer `/openapi.json` documents:
@@ -163,6 +170,12 @@ enum Route {
     Reservation(String, String),
     /// `/trains/{id}/seats`: a numbered train's seat map.
     Seats(String),
+    /// `/trains/{id}/map`: the live seat map page.
+    Map(String),
+    /// `/trains/{id}/map.json`: the snapshot the page polls.
+    MapState(String),
+    /// One of the page's files, under `/map/`.
+    MapFile(String),
     Healthz,
     Readyz,
     Metrics,
@@ -191,6 +204,9 @@ impl Route {
             ["trains", id] if !id.is_empty() => Route::Train(owned(id)),
             ["trains", id, "holds"] => Route::Holds(owned(id)),
             ["trains", id, "seats"] => Route::Seats(owned(id)),
+            ["trains", id, "map"] => Route::Map(owned(id)),
+            ["trains", id, "map.json"] => Route::MapState(owned(id)),
+            ["map", file] => Route::MapFile(owned(file)),
             ["trains", id, "holds", hold] if !hold.is_empty() => {
                 Route::Hold(owned(id), owned(hold))
             }
@@ -219,6 +235,9 @@ impl Route {
             Route::DocsPage => 11,
             Route::DocsFile(_) => 12,
             Route::Seats(_) => 13,
+            Route::Map(_) => 14,
+            Route::MapState(_) => 15,
+            Route::MapFile(_) => 16,
         }
     }
 
@@ -231,6 +250,7 @@ impl Route {
     fn train(&self) -> Option<&str> {
         match self {
             Route::Train(t) | Route::Holds(t) | Route::Seats(t) => Some(t),
+            Route::Map(t) | Route::MapState(t) => Some(t),
             Route::Hold(t, _) | Route::Confirm(t, _) | Route::Reservation(t, _) => Some(t),
             _ => None,
         }
@@ -242,9 +262,11 @@ impl Route {
     }
 
     /// Whether the route serves buyers (and so counts against their rate
-    /// limit): reservations and holds, not the train or operations routes.
+    /// limit): reservations and holds, not the train or operations routes,
+    /// nor the seat map (read-only, and its polls share one cached
+    /// snapshot: they cost Redis nothing per request).
     fn serves_buyers(&self) -> bool {
-        self.uses_redis() && !matches!(self, Route::Train(_))
+        self.uses_redis() && !matches!(self, Route::Train(_) | Route::Map(_) | Route::MapState(_))
     }
 }
 
@@ -298,6 +320,9 @@ async fn dispatch(app: &App, route: Route, req: Request<Incoming>) -> Reply {
         (Route::Train(t), M::GET | M::HEAD) => trains::get(app, &t, req.uri().query()).await,
         (Route::Train(t), M::PUT) => trains::put(app, &t, req).await,
         (Route::Seats(t), M::GET | M::HEAD) => seats::get(app, &t, req.uri().query()).await,
+        (Route::Map(t), M::GET | M::HEAD) => map::page(app, &t, req.uri().query()).await,
+        (Route::MapState(t), M::GET | M::HEAD) => map::state(app, &t, req.uri().query()).await,
+        (Route::MapFile(file), _) => Ok(map::file(&file)),
         (Route::Healthz, _) => Ok(operations::healthz()),
         (Route::Readyz, _) => Ok(operations::readyz(app).await),
         (Route::Metrics, _) => Ok(operations::metrics(app)),

@@ -21,6 +21,8 @@ pub struct TrainState {
     pub legs: Vec<LegState>,
     /// A train with numbered seats: which seat is free or held on which leg.
     pub seats: Option<Occupancy>,
+    /// Redis's clock when the snapshot was read (ms since the epoch).
+    pub at_ms: i64,
 }
 
 /// One leg's seats: free, on live reservations, on live holds.
@@ -96,6 +98,7 @@ impl Store {
         let capacity = int("capacity", capacity)?.unwrap_or(remaining + sold + held);
         let unreadable =
             |what: &str, e: String| StoreError::Failed(format!("{what} of train {train_id}: {e}"));
+        let now = reply.get(10).map_or(Ok(0), super::int)?;
         let seats = match text(7) {
             None => None,
             Some(raw) => {
@@ -115,7 +118,6 @@ impl Store {
                     .collect::<Result<Vec<u64>, _>>()
                     .map_err(|e| unreadable("seats", e.to_owned()))?;
                 let holds = list(9).iter().filter_map(Value::as_string);
-                let now = reply.get(10).map_or(Ok(0), super::int)?;
                 Some(
                     Occupancy::new(coaches, scores, holds, now)
                         .map_err(|e| unreadable("seats", e))?,
@@ -136,6 +138,7 @@ impl Store {
             stations,
             legs,
             seats,
+            at_ms: now,
         }))
     }
 

@@ -5,10 +5,18 @@
 front of it, waits for `/readyz`, and stops both by PID when the test is done
 (SIGTERM, then SIGKILL after 10 s). The binary is `$TRAIN_RESERVATION_BIN`,
 or the debug build `cargo test` leaves in target/.
+
+`browser` is headless Chromium (Debian's `chromium`, no download) driven
+over the DevTools protocol (websocket-client), started with the flags that
+keep it off the network and stopped by its PID; the browser checks (`/docs`,
+the seat map) share it. Screenshots go to target/ops/.
 """
 
+import base64
+import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import websocket
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("TRAIN_RESERVATION_BIN", ROOT / "target" / "debug" / "train-reservation")).resolve()
@@ -145,3 +154,87 @@ def start_service():
     for process in reversed(started):
         stop(process)
     tmp.cleanup()
+
+
+# --- headless Chromium ----------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+SCREENSHOTS = Path(os.environ.get("OPS_REPORT_DIR", ROOT / "target" / "ops"))
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,1600",
+    "--remote-debugging-port=0", "--remote-allow-origins=*",
+]
+
+
+class DevTools:
+    """A minimal DevTools protocol client for one page. The events that
+    arrive while waiting for an answer are kept in `events` (with
+    `Network.enable`, every request the page makes)."""
+
+    def __init__(self, url):
+        self.ws = websocket.create_connection(url, timeout=30, suppress_origin=True)
+        self.ids = itertools.count(1)
+        self.events = []
+
+    def send(self, method, **params):
+        id_ = next(self.ids)
+        self.ws.send(json.dumps({"id": id_, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == id_:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            if "method" in message:
+                self.events.append(message)
+
+    def js(self, expression):
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_js(self, expression, what, timeout=30.0):
+        return wait_until(lambda: self.js(expression), what, timeout)
+
+    def screenshot(self, name, full_page=False):
+        """A PNG of the viewport (or, with `full_page`, of the whole page as
+        tall as its content), once what was just changed has been painted."""
+        self.js("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))")
+        params = {"format": "png"}
+        if full_page:
+            width, height = self.js("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+            params.update(captureBeyondViewport=True,
+                          clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1})
+        shot = self.send("Page.captureScreenshot", **params)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / name
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+
+@pytest.fixture
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed: `make test` installs it as root "
+                    "(apt-get install -y chromium); otherwise install it yourself")
+    profile = tempfile.mkdtemp(prefix="ops-chromium-")
+    process = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=open(Path(profile) / "chromium.log", "w"))
+    try:
+        # Chromium writes the port it picked here once it listens.
+        active = Path(profile) / "DevToolsActivePort"
+        port = wait_until(lambda: active.exists() and active.read_text().split()[0], "chromium's DevTools port")
+        def page_url():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as r:
+                pages = [t for t in json.load(r) if t["type"] == "page"]
+            return pages[0]["webSocketDebuggerUrl"] if pages else None
+        tools = DevTools(wait_until(page_url, "a page target"))
+        yield tools
+        tools.ws.close()
+    finally:
+        stop(process)
+        shutil.rmtree(profile, ignore_errors=True)

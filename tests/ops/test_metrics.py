@@ -26,6 +26,7 @@ ROUTES = {
     "/reserve", "/trains/{id}", "/trains/{id}/holds", "/trains/{id}/holds/{hold_id}",
     "/trains/{id}/holds/{hold_id}/confirm", "/trains/{id}/reservations/{reservation_id}", "/trains/{id}/seats",
     "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/", "/docs/{file}", "unmatched",
+    "/trains/{id}/map", "/trains/{id}/map.json", "/map/{file}",
 }
 
 
