@@ -36,6 +36,11 @@ binary in front of it:
      via -r), 50 clients, unpipelined: the ceiling of one script call per
      reservation.
 
+Then the peer comparison (bench/peer.py): this service against the
+straightforward peer in ../shared/peers/axum, built here, on one hot train
+and on 1,000 trains at 64, 16, 4 and 1 connections, with the goals of
+issue 22 said met or not.
+
 With BENCH_BASELINE=/path/to/an/older/train-reservation, the no-persistence
 pass also runs the 64-connection /reserve load against that binary, on the
 same Redis, so two versions compare within one run.
@@ -754,6 +759,9 @@ def seats_only(procs):
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     time_rows(name, [("hot train", r["many"]), (seat_time_label(r), r["seats"])])
     print_day(day)
+    if versus:
+        import peer
+        failed |= peer.report(*versus)
     if failed:
         print("bench: some requests errored", file=sys.stderr)
         return 1
@@ -768,6 +776,7 @@ def main():
         return seats_only(procs)
     results = {}
     day = None
+    versus = None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             for name, aof in (("no persistence", False), ("AOF always", True)):
@@ -775,6 +784,9 @@ def main():
                     results[name] = run_pass(procs, Path(tmp), aof)
             if not OVERHEAD_ONLY:
                 day = run_seat_day(procs, Path(tmp))
+                import peer  # bench/peer.py, which imports this file's helpers
+                if peer.build_peer():
+                    versus = peer.compare(procs, Path(tmp))
             scale = {} if OVERHEAD_ONLY else scale_out(procs, Path(tmp))
             overhead = paired(procs, Path(tmp), {}, {"METRICS": "off"})
             # A limit no client here reaches: every request is checked and allowed.
@@ -879,6 +891,9 @@ def main():
           f"{many['cpu_ratio']:.3f} by service CPU (off/on); medians {many['medians']['on']:.0f} "
           f"and {many['medians']['off']:.0f}/s, {many['cpu_us']['on']:.1f} and {many['cpu_us']['off']:.1f} us")
     failed |= many["errors"] > 0
+    if versus:
+        import peer
+        failed |= peer.report(*versus)
     if failed:
         print("bench: some requests errored", file=sys.stderr)
         return 1

@@ -1,0 +1,154 @@
+"""The peer comparison of `make bench`: this service against the
+straightforward one (../shared/peers/axum: axum + redis-rs, one EVALSHA per
+request, no batching, no record, no idempotency) on the loads of a
+railway's peak, each system alone in turn against one private redis-server
+without persistence, on the same trains.
+
+Loads: one hot train at 64 connections, and 1,000 trains uniformly at 64,
+16, 4 and 1 connections. Per load and system: a warm-up, then a measured
+wrk run; the order of the two systems alternates from one load to the next.
+Also: Redis's time per reserve.lua call when a call carries one reservation
+(INFO commandstats over the service's 1-connection run, where every call
+carries one) and the peer's per call.
+
+Prints one table with the rates, p50 and p99, the ratios, and the issue's
+goals met or not. Used by bench.py (after its passes) and alone:
+`python3 bench/peer.py` (BENCH_SECONDS as for bench.py).
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402  (bench.py's processes, wrk and Redis helpers)
+
+PEER_DIR = Path(os.environ.get("PEER_DIR", bench.ROOT.parent / "shared" / "peers" / "axum"))
+PEER_BINARY = bench.ROOT / "target" / "peer-axum" / "release" / "peer-axum"
+SECONDS = int(os.environ.get("BENCH_PEER_SECONDS", os.environ.get("BENCH_SECONDS", "8")))
+
+
+def build_peer():
+    """Builds the peer next to ours (its own target dir); None when absent."""
+    if not (PEER_DIR / "Cargo.toml").exists():
+        return None
+    subprocess.run(["cargo", "build", "--release", "--locked", "--manifest-path", str(PEER_DIR / "Cargo.toml")],
+                   check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(bench.ROOT / "target" / "peer-axum")))
+    return PEER_BINARY
+
+
+def start_peer(procs, tmp, redis_port):
+    port = bench.free_port()
+    env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{redis_port}", BIND_ADDR=f"127.0.0.1:{port}")
+    log = open(tmp / f"peer-{port}.log", "w")
+    p = procs.start([str(PEER_BINARY)], env=env, stdout=log, stderr=log, cwd=tmp)
+    bench.wait_until(lambda: port_open(port), "peer")
+    return p, port
+
+
+def port_open(port):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def evalsha_us(redis_port):
+    """usec_per_call of EVALSHA since the last CONFIG RESETSTAT."""
+    for line in bench.redis_cli(redis_port, "INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return float(line.split("usec_per_call=")[1].split(",")[0])
+    return None
+
+
+LOADS = [("one hot train", 64, bench.WRK_SCRIPT), ("1,000 trains", 64, bench.WRK_SPREAD_SCRIPT),
+         ("1,000 trains", 16, bench.WRK_SPREAD_SCRIPT), ("1,000 trains", 4, bench.WRK_SPREAD_SCRIPT),
+         ("1,000 trains", 1, bench.WRK_SPREAD_SCRIPT)]
+
+
+def compare(procs, tmp):
+    """Runs every load on both systems; returns {(load, conns): {"ours": w, "peer": w}} and per-call µs."""
+    redis, rport = bench.start_redis(procs, tmp, False)
+    trains = ["bench"] + [f"s-{i}" for i in range(bench.SPREAD_TRAINS)]
+    for chunk in range(0, len(trains), 200):
+        kv = []
+        for t in trains[chunk:chunk + 200]:
+            kv += [f"train:{{{t}}}:stock", bench.STOCK, f"train:{{{t}}}:capacity", bench.STOCK,
+                   f"{{{t}}}stock", bench.STOCK]
+        bench.redis_cli(rport, "MSET", *kv)
+    ours, oport = bench.start_service(procs, tmp, rport)
+    peer, pport = start_peer(procs, tmp, rport)
+    out, per_call = {}, {}
+    for n, (load, conns, script) in enumerate(LOADS):
+        systems = [("ours", ours, oport), ("peer", peer, pport)]
+        if n % 2:
+            systems.reverse()
+        row = {}
+        for name, proc, port in systems:
+            bench.wrk(port, conns, bench.WARMUP, script)
+            bench.redis_cli(rport, "CONFIG", "RESETSTAT")
+            row[name] = bench.measured(proc, rport, port, conns, SECONDS, script)
+            if conns == 1:
+                per_call[name] = evalsha_us(rport)
+        out[(load, conns)] = row
+    procs.stop(peer)
+    procs.stop(ours)
+    procs.stop(redis)
+    return out, per_call
+
+
+def report(out, per_call):
+    """Prints the table and the goals; returns whether any request errored."""
+    print("\nPeer comparison, no persistence: this service against ../shared/peers/axum (one EVALSHA per request), "
+          f"each alone in turn on one redis-server, wrk -t1 {SECONDS}s after a {bench.WARMUP}s warm-up\n")
+    print("| load | conns | this service /s | p50 ms | p99 ms | peer /s | p50 ms | p99 ms | ratio | "
+          "service CPU us | Redis CPU us (ours, peer) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    failed = False
+    for (load, conns), row in out.items():
+        o, p = row["ours"], row["peer"]
+        print(f"| {load} | {conns} | {o['rate']:.0f} | {o['p50']:.2f} | {o['p99']:.2f} | {p['rate']:.0f} "
+              f"| {p['p50']:.2f} | {p['p99']:.2f} | {o['rate'] / p['rate']:.2f}x | {o['svc_us']:.1f} "
+              f"| {o['redis_us']:.1f}, {p['redis_us']:.1f} |")
+        failed |= o["errors"] > 0 or p["errors"] > 0
+    hot, spread = out[("one hot train", 64)], out[("1,000 trains", 64)]
+    goals = [
+        ("1,000 trains, 64 conns >= 1.2x the peer", spread["ours"]["rate"] >= 1.2 * spread["peer"]["rate"]),
+        ("1,000 trains, 64 conns >= 0.8x our hot train", spread["ours"]["rate"] >= 0.8 * hot["ours"]["rate"]),
+        ("one hot train >= 1.2x the peer", hot["ours"]["rate"] >= 1.2 * hot["peer"]["rate"]),
+        ("p99 at 64 conns <= 3 ms, both loads", max(hot["ours"]["p99"], spread["ours"]["p99"]) <= 3.0),
+    ]
+    for conns in (16, 4):
+        row = out[("1,000 trains", conns)]
+        goals.append((f"1,000 trains, {conns} conns: at least the peer's rate",
+                      row["ours"]["rate"] >= row["peer"]["rate"]))
+        goals.append((f"1,000 trains, {conns} conns: p50 no higher than the peer's",
+                      row["ours"]["p50"] <= row["peer"]["p50"]))
+    if per_call.get("ours") is not None:
+        goals.append((f"one call carrying one reservation <= 25 us in Redis ({per_call['ours']:.1f} us; "
+                      f"the peer's call {per_call.get('peer') or 0:.1f} us)", per_call["ours"] <= 25.0))
+    print()
+    for what, ok in goals:
+        print(f"- {'met' if ok else 'NOT MET'}: {what}")
+    return failed
+
+
+def main():
+    if build_peer() is None:
+        print(f"peer: no peer at {PEER_DIR} (set PEER_DIR)", file=sys.stderr)
+        return 1
+    procs = bench.Processes()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
+            out, per_call = compare(procs, Path(tmp))
+    finally:
+        procs.stop_all()
+    return 1 if report(out, per_call) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
