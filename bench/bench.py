@@ -759,9 +759,6 @@ def seats_only(procs):
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     time_rows(name, [("hot train", r["many"]), (seat_time_label(r), r["seats"])])
     print_day(day)
-    if versus:
-        import peer
-        failed |= peer.report(*versus)
     if failed:
         print("bench: some requests errored", file=sys.stderr)
         return 1
