@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Redis's time per reserve.lua call (INFO commandstats), the calls sent
+directly, one at a time, by one client: what a script costs inside Redis,
+without the service. For comparing variants of the scripts (give the files
+to concatenate, e.g. lua/prelude.lua lua/reserve.lua, or an instrumented
+copy); it FLUSHALLs the Redis it is given, so give it a scratch one.
+
+usage: python3 bench/lua_cost.py PORT SCRIPT_FILE... -- MODE TRAINS_PER_CALL PER_TRAIN CALLS
+MODE: plain (no stations), journey (10 stations), numbered (10 stations,
+2,000 seats); trains made with lua/put_train.lua; journeys as bench/journeys.lua.
+"""
+import socket, sys, random, uuid, json
+port = int(sys.argv[1]); i = sys.argv.index('--')
+files = sys.argv[2:i]; mode, tpc, per, calls = sys.argv[i+1], int(sys.argv[i+2]), int(sys.argv[i+3]), int(sys.argv[i+4])
+KEYS = ["stock","capacity","sold","held","lock","reservations","holds","hold_expiry","users","ended","legs","seats","coaches"]
+s = socket.create_connection(("127.0.0.1", port)); f = s.makefile('rb')
+def enc(*a):
+    out = [b"*%d\r\n" % len(a)]
+    for x in a:
+        x = x if isinstance(x, bytes) else str(x).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(x), x))
+    return b"".join(out)
+def read():
+    line = f.readline()
+    t, rest = line[:1], line[1:-2]
+    if t == b'+': return rest.decode()
+    if t == b'-': raise RuntimeError(rest.decode())
+    if t == b':': return int(rest)
+    if t == b'$':
+        n = int(rest)
+        if n < 0: return None
+        d = f.read(n + 2)[:-2]; return d.decode()
+    if t == b'*':
+        n = int(rest); return [read() for _ in range(n)] if n >= 0 else None
+def cmd(*a): s.sendall(enc(*a)); return read()
+src = "".join(open(p).read() for p in files)
+sha = cmd("SCRIPT", "LOAD", src)
+put = cmd("SCRIPT", "LOAD", open('lua/prelude.lua').read() + open('lua/put_train.lua').read())
+stations = json.dumps([f"S{k}" for k in range(10)])
+coaches = json.dumps([{"coach": str(c), "class": "second", "rows": 20, "layout": "AB_CD"} for c in range(1, 26)])
+trains = [f"{mode}-{n}" for n in range(max(tpc, 20))]
+cmd("FLUSHALL")
+for t in trains:
+    keys = [f"train:{{{t}}}:{k}" for k in KEYS] + [f"train:{{{t}}}:call:put"]
+    cap, st, co = ("1000000000", "", "") if mode == "plain" else (("1000000000", stations, "") if mode == "journey" else ("2000", stations, coaches))
+    cmd("EVALSHA", put, len(keys), *keys, "tok", "3000", "86400000", "0", "60000", "0", "1", "1", cap, "0", st, co)
+rng = random.Random(1)
+def journey():
+    if mode == "plain": return "", ""
+    a = rng.randint(0, 8); b = 9 if rng.random() < 0.25 else min(9, a + rng.randint(1, 3))
+    return f"S{a}", f"S{b}"
+cmd("CONFIG", "RESETSTAT")
+for c in range(calls):
+    ts = rng.sample(trains, tpc)
+    keys = []
+    for t in ts: keys += [f"train:{{{t}}}:{k}" for k in KEYS]
+    tok = str(uuid.uuid4()); keys.append(f"train:{{{ts[0]}}}:call:{tok}")
+    args = [tok, "3000", "86400000", "0", "60000", "0"]
+    for n, t in enumerate(ts):
+        args += [str(13 * n + 1), str(per)]
+        for _ in range(per):
+            a, b = journey()
+            args += [str(uuid.uuid4()), "1", "", "0", "", a, b, "", "", ""]
+    r = cmd("EVALSHA", sha, len(keys), *keys, *args)
+    if c == 0: print("first reply", repr(r)[:100])
+st = cmd("INFO", "commandstats")
+for line in st.splitlines():
+    if line.startswith("cmdstat_evalsha"):
+        us = float(line.split("usec_per_call=")[1].split(",")[0])
+        print(f"{mode} trains/call={tpc} per_train={per}: {us:.1f} us/call, {us/(tpc*per):.1f} us/reservation")
