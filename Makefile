@@ -77,6 +77,7 @@ bench: redis
 	  { echo "nginx is missing: sudo apt-get install -y nginx-light" >&2; exit 1; }
 	$(CARGO) build --release --locked
 	python3 bench/bench.py
+	python3 bench/peer.py
 
 clean:
 	$(CARGO) clean

@@ -36,10 +36,10 @@ binary in front of it:
      via -r), 50 clients, unpipelined: the ceiling of one script call per
      reservation.
 
-Then the peer comparison (bench/peer.py): this service against the
-straightforward peer in ../shared/peers/axum, built here, on one hot train
-and on 1,000 trains at 64, 16, 4 and 1 connections, with the goals of
-issue 22 said met or not.
+`make bench` then runs the peer comparison (bench/peer.py): this service
+against the straightforward peer in ../shared/peers/axum, built there, on
+one hot train and on 1,000 trains at 64, 16, 4 and 1 connections, with the
+goals of the "many trains at once" issue said met or not.
 
 With BENCH_BASELINE=/path/to/an/older/train-reservation, the no-persistence
 pass also runs the 64-connection /reserve load against that binary, on the
@@ -773,7 +773,6 @@ def main():
         return seats_only(procs)
     results = {}
     day = None
-    versus = None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             for name, aof in (("no persistence", False), ("AOF always", True)):
@@ -781,9 +780,6 @@ def main():
                     results[name] = run_pass(procs, Path(tmp), aof)
             if not OVERHEAD_ONLY:
                 day = run_seat_day(procs, Path(tmp))
-                import peer  # bench/peer.py, which imports this file's helpers
-                if peer.build_peer():
-                    versus = peer.compare(procs, Path(tmp))
             scale = {} if OVERHEAD_ONLY else scale_out(procs, Path(tmp))
             overhead = paired(procs, Path(tmp), {}, {"METRICS": "off"})
             # A limit no client here reaches: every request is checked and allowed.
@@ -888,9 +884,6 @@ def main():
           f"{many['cpu_ratio']:.3f} by service CPU (off/on); medians {many['medians']['on']:.0f} "
           f"and {many['medians']['off']:.0f}/s, {many['cpu_us']['on']:.1f} and {many['cpu_us']['off']:.1f} us")
     failed |= many["errors"] > 0
-    if versus:
-        import peer
-        failed |= peer.report(*versus)
     if failed:
         print("bench: some requests errored", file=sys.stderr)
         return 1

@@ -12,8 +12,8 @@ Also: Redis's time per reserve.lua call when a call carries one reservation
 carries one) and the peer's per call.
 
 Prints one table with the rates, p50 and p99, the ratios, and the issue's
-goals met or not. Used by bench.py (after its passes) and alone:
-`python3 bench/peer.py` (BENCH_SECONDS as for bench.py).
+goals met or not. `make bench` runs it after bench.py; alone:
+`python3 bench/peer.py` (BENCH_PEER_SECONDS or BENCH_SECONDS, default 8).
 """
 
 import os
