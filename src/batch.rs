@@ -152,15 +152,16 @@ struct Shard<D: Decide> {
 }
 
 impl<D: Decide> Shard<D> {
-    /// Whether the queue goes now: nothing in flight, or one call and
-    /// `EARLY` requests waiting (unless calm).
+    /// Whether the queue goes now: nothing in flight; or, unless calm, a
+    /// light load, or `EARLY` requests waiting, with fewer than `DEPTH`
+    /// calls in flight.
     fn due(&self) -> bool {
         if self.queue.is_empty() {
             return false;
         }
         match self.in_flight {
             0 => true,
-            n if self.calm > 0 => n == 0,
+            _ if self.calm > 0 => false,
             n => self.light() || (n < DEPTH && self.queue.len() >= EARLY),
         }
     }
@@ -265,7 +266,7 @@ impl<D: Decide> GroupCommit<D> {
             }
         };
         match waiting {
-            // Nothing in flight: this request goes alone, now.
+            // Nothing in flight, or a light load: this request goes alone, now.
             Ok((member, mut id, before, done)) => {
                 // Hands over on every exit, even if this future is dropped
                 // mid-call (the client went away): the queue must not stall.
@@ -278,13 +279,7 @@ impl<D: Decide> GroupCommit<D> {
                 let alone = [(key.to_owned(), member)];
                 let mut result = self.decide.decide(&alone, &id).await;
                 if matches!(result, Err(StoreError::Fenced)) {
-                    if let Some(state) = lock(&self.queues).get_mut(&shard) {
-                        state.calm = CALM;
-                    }
-                    if let Some(before) = before {
-                        let _ = before.await;
-                    }
-                    id.after = None;
+                    after_fence(&self.queues, shard, before, &mut id).await;
                     result = self.decide.decide(&alone, &id).await;
                 }
                 drop(done);
@@ -400,19 +395,13 @@ async fn call<D: Decide>(
         .unzip();
     let mut result = decide.decide(&members, &id).await;
     if matches!(result, Err(StoreError::Fenced)) {
-        if let Some(state) = lock(&queues).get_mut(&shard) {
-            state.calm = CALM;
-        }
-        if let Some(before) = before {
-            let _ = before.await;
-        }
+        after_fence(&queues, shard, before, &mut id).await;
         // Whoever gave up meanwhile (503) is not booked behind their back.
         (members, replies) = members
             .into_iter()
             .zip(replies)
             .filter(|(_, reply)| !reply.is_closed())
             .unzip();
-        id.after = None;
         result = match members.is_empty() {
             true => Ok(Vec::new()),
             false => decide.decide(&members, &id).await,
@@ -431,6 +420,24 @@ async fn call<D: Decide>(
             }
         }
     }
+}
+
+/// After a fenced call (the one it followed had not run): the shard sends
+/// one call at a time for a while (`CALM`), and this call waits until the
+/// one it followed has answered, then goes again following nothing.
+async fn after_fence<D: Decide>(
+    queues: &Mutex<Queues<D>>,
+    shard: u16,
+    before: Option<oneshot::Receiver<()>>,
+    id: &mut CallId,
+) {
+    if let Some(state) = lock(queues).get_mut(&shard) {
+        state.calm = CALM;
+    }
+    if let Some(before) = before {
+        let _ = before.await;
+    }
+    id.after = None;
 }
 
 /// The oldest `MAX_BATCH` waiting requests whose clients still wait (one that
