@@ -22,7 +22,7 @@ binary in front of it:
      alone costs here, and the hot train's ratio to it; and the service's
      own floor: GET /healthz (hyper on the same runtime, no Redis), so the
      gap between the two rows is the reservation's own work;
-  3e. the journeys of 3c, one seat each, on numbered trains (bench/seats.lua:
+  3e. the journeys of 3c, one seat each, on numbered trains (bench/journeys.lua with TRAIN_PREFIX=n-:
      10 stations, 2,000 seats each, 25 coaches x 20 rows "AB_CD", made with
      PUT /trains/{id}), the service picking the seat: what numbered seats
      cost, and its ratio to the one hot train (target: at least 0.6). The
@@ -115,7 +115,7 @@ TRAIN_KEYS = ("stock", "capacity", "sold", "held", "lock", "reservations", "hold
               "legs", "seats", "coaches")
 WRK_JOURNEY_SCRIPT = ROOT / "bench" / "journeys.lua"
 JOURNEY_STATIONS = [f"S{i}" for i in range(10)]
-WRK_SEATS_SCRIPT = ROOT / "bench" / "seats.lua"
+WRK_SEATS_SCRIPT = ROOT / "bench" / "journeys.lua"  # with TRAIN_PREFIX=n-
 # 25 coaches x 20 rows x 4 seats: 2,000 seats, a train's most.
 SEAT_COACHES = [{"coach": str(c), "class": "second", "rows": 20, "layout": "AB_CD"} for c in range(1, 26)]
 SEAT_TRAINS_MIN = 20
@@ -221,13 +221,13 @@ def to_ms(value):
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(port, connections, seconds, script=WRK_SCRIPT, path="/reserve", trains=SPREAD_TRAINS):
+def wrk(port, connections, seconds, script=WRK_SCRIPT, path="/reserve", trains=SPREAD_TRAINS, prefix="j-"):
     """wrk's figures; `script=None` sends plain GETs."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
          *(["-s", str(script)] if script else []), f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, timeout=seconds + 30, check=True,
-        env=dict(os.environ, TRAINS=str(trains))).stdout
+        env=dict(os.environ, TRAINS=str(trains), TRAIN_PREFIX=prefix)).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -473,8 +473,9 @@ def measure_seats(service, redis_port, port, bound_rate):
     """Row 3e: numbered trains, random journeys, the service picking seats."""
     trains = seat_train_count(bound_rate)
     create_seat_trains(port, trains)
-    wrk(port, CONNECTIONS, WARMUP, WRK_SEATS_SCRIPT, trains=trains)
-    result = measured(service, redis_port, port, CONNECTIONS, SECONDS, WRK_SEATS_SCRIPT, trains=trains)
+    wrk(port, CONNECTIONS, WARMUP, WRK_SEATS_SCRIPT, trains=trains, prefix="n-")
+    result = measured(service, redis_port, port, CONNECTIONS, SECONDS, WRK_SEATS_SCRIPT, trains=trains,
+                      prefix="n-")
     check_seats(redis_port, [f"n-{i}" for i in range(trains)])
     result["trains"] = trains
     return result

@@ -640,23 +640,17 @@ local function take(t, w, a, b, n, to)
   return got, refusal, taken
 end
 
--- A station's name as JSON (for records and answers).
-local function station(t, i)
-  local names = t.names
-  if not names then names = {}; t.names = names end
+-- Name i (0-based) of a train's list (`route` or `classes`) as JSON, for
+-- records and answers: encoded once per train and call, kept in t[cache].
+local function encoded(t, cache, list, i)
+  local names = t[cache]
+  if not names then names = {}; t[cache] = names end
   local name = names[i]
-  if not name then name = cjson.encode(t.route[i + 1]); names[i] = name end
+  if not name then name = cjson.encode(t[list][i + 1]); names[i] = name end
   return name
 end
-
--- A class's name as JSON.
-local function class_name(t, c)
-  local names = t.class_names
-  if not names then names = {}; t.class_names = names end
-  local name = names[c]
-  if not name then name = cjson.encode(t.classes[c + 1]); names[c] = name end
-  return name
-end
+local function station(t, i) return encoded(t, 'names', 'route', i) end
+local function class_name(t, c) return encoded(t, 'class_names', 'classes', c) end
 
 -- What an answer about a booking adds (a JSON object's fields, '' when
 -- none): on a train with stations, from and to, and with `short` (seats
