@@ -67,7 +67,7 @@ pub struct Journey {
 
 impl Journey {
     /// Checks the names' shape (the same rule as a train's stations).
-    fn new(from: Option<String>, to: Option<String>) -> Result<Journey, String> {
+    pub fn new(from: Option<String>, to: Option<String>) -> Result<Journey, String> {
         for (field, name) in [("from", &from), ("to", &to)] {
             if let Some(name) = name {
                 station_name(name).map_err(|why| format!("{field}: {why}"))?;
@@ -106,14 +106,11 @@ impl Seating {
         together: Option<bool>,
         seats: Option<u64>,
     ) -> Result<(Seating, u8), String> {
-        if let Some(class) = &class {
-            let ok = (1..=32).contains(&class.len())
-                && class.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                });
-            if !ok {
-                return Err("class must be 1 to 32 of a-z 0-9 _ -".to_owned());
-            }
+        if class
+            .as_deref()
+            .is_some_and(|c| !crate::seats::valid_class(c))
+        {
+            return Err("class must be 1 to 32 of a-z 0-9 _ -".to_owned());
         }
         let together = together.unwrap_or(false);
         let Some(ids) = seat_ids else {

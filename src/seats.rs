@@ -72,6 +72,14 @@ impl Coach {
     }
 }
 
+/// A class name: 1 to 32 of `a-z 0-9 _ -`.
+pub fn valid_class(class: &str) -> bool {
+    (1..=32).contains(&class.len())
+        && class
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// Checks a train's coaches; returns the number of seats.
 pub fn check_coaches(coaches: &[Coach]) -> Result<usize, String> {
     if coaches.is_empty() {
@@ -92,12 +100,7 @@ pub fn check_coaches(coaches: &[Coach]) -> Result<usize, String> {
                 coach.coach
             ));
         }
-        let ok = (1..=32).contains(&coach.class.len())
-            && coach
-                .class
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !ok {
+        if !valid_class(&coach.class) {
             return Err(format!("{}: 1 to 32 of a-z 0-9 _ -", field("class")));
         }
         if !ROWS.contains(&coach.rows) {

@@ -71,10 +71,20 @@ struct LegView<'a> {
 #[into_params(parameter_in = Query)]
 pub(super) struct JourneyQuery {
     /// A station of the train (default: the first).
-    #[param(min_length = 1, max_length = 64, example = "Dijon")]
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Dijon"
+    )]
     from: Option<String>,
     /// A later station of the train (default: the last).
-    #[param(min_length = 1, max_length = 64, example = "Marseille")]
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Marseille"
+    )]
     to: Option<String>,
 }
 
@@ -107,6 +117,8 @@ impl JourneyQuery {
                 return Err(format!("{name} is given twice"));
             }
         }
+        // Station names as a body's: checked before Redis is asked.
+        request::Journey::new(out.from.clone(), out.to.clone())?;
         Ok((out, other))
     }
 
