@@ -9,7 +9,7 @@ usage: python3 bench/lua_cost.py PORT SCRIPT_FILE... -- MODE TRAINS_PER_CALL PER
 MODE: plain (no stations), journey (10 stations), numbered (10 stations,
 2,000 seats); trains made with lua/put_train.lua; journeys as bench/journeys.lua.
 """
-import socket, sys, random, uuid, json
+import os, socket, sys, random, uuid, json
 port = int(sys.argv[1]); i = sys.argv.index('--')
 files = sys.argv[2:i]; mode, tpc, per, calls = sys.argv[i+1], int(sys.argv[i+2]), int(sys.argv[i+3]), int(sys.argv[i+4])
 KEYS = ["stock","capacity","sold","held","lock","reservations","holds","hold_expiry","users","ended","legs","seats","coaches"]
@@ -38,7 +38,7 @@ sha = cmd("SCRIPT", "LOAD", src)
 put = cmd("SCRIPT", "LOAD", open('lua/prelude.lua').read() + open('lua/put_train.lua').read())
 stations = json.dumps([f"S{k}" for k in range(10)])
 coaches = json.dumps([{"coach": str(c), "class": "second", "rows": 20, "layout": "AB_CD"} for c in range(1, 26)])
-trains = [f"{mode}-{n}" for n in range(max(tpc, 20))]
+trains = [f"{mode}-{n}" for n in range(max(tpc, int(os.environ.get("TRAINS", "20"))))]
 cmd("FLUSHALL")
 for t in trains:
     keys = [f"train:{{{t}}}:{k}" for k in KEYS] + [f"train:{{{t}}}:call:put"]

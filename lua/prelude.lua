@@ -27,20 +27,29 @@
 -- never bring them back: kept for the call window, CALL_MEMORY, and no
 -- longer, so a hold-and-release loop cannot grow Redis).
 
-local function int(v) return v and string.match(v, '^%-?%d+$') and tonumber(v) end
+-- An integer argument or counter; nil when v is not one. tonumber (a C
+-- call) is a quarter of a pattern match's cost, and a script reads several
+-- per call and train; it also takes forms like ' 7' or '7e2', which are
+-- integers all the same (PX texts go to Redis as formatted here, below).
+local function int(v)
+  local n = tonumber(v)
+  if n and n % 1 == 0 then return n end
+  return nil
+end
 
 -- Keys per train in KEYS.
 local PER_TRAIN = 13
 
--- The PX arguments go to Redis as the texts they came as: Redis 7.0 formats
--- a Lua number with printf's %.17g each time one is passed.
-local TOKEN, LOCK_PX, CALL_PX = ARGV[1], ARGV[2], ARGV[5]
-local LOCK_TTL, MEMORY, LIMIT, CALL_MEMORY = int(LOCK_PX), int(ARGV[3]), int(ARGV[4]), int(CALL_PX)
+-- The PX arguments go to Redis as texts formatted once here: Redis 7.0
+-- formats a Lua number with printf's %.17g each time one is passed.
+local TOKEN = ARGV[1]
+local LOCK_TTL, MEMORY, LIMIT, CALL_MEMORY = int(ARGV[2]), int(ARGV[3]), int(ARGV[4]), int(ARGV[5])
 local AFTER = int(ARGV[6])
 if #TOKEN == 0 or not LOCK_TTL or LOCK_TTL < 1 or not MEMORY or MEMORY < 1
     or not LIMIT or LIMIT < 0 or not CALL_MEMORY or CALL_MEMORY < 1 or not AFTER or AFTER < 0 then
   return redis.error_reply('ERR train script: bad common arguments')
 end
+local LOCK_PX, CALL_PX = string.format('%d', LOCK_TTL), string.format('%d', CALL_MEMORY)
 -- Reclaimed per train and call: more than one call can create (64), so a
 -- train in use never builds up a backlog of expired holds.
 local RECLAIM = 128
@@ -73,7 +82,7 @@ local function trains(width)
                holds = KEYS[base + 6], expiry = KEYS[base + 7], users = KEYS[base + 8],
                ended = KEYS[base + 9], legs = KEYS[base + 10], seats = KEYS[base + 11],
                coaches = KEYS[base + 12],
-               members = {}, stored_seats = {}, changed = {},
+               members = {}, stored_seats = nil, changed = nil,
                exists = nil, stock_n = nil, sold_n = nil, held_n = nil, stock_0 = nil,
                sold_0 = nil, held_0 = nil, mine = nil, locked = nil, lock_left = nil,
                found = nil, gone = nil, live = nil, confirmed = nil}
@@ -626,10 +635,12 @@ end
 
 -- Decides one request on a train whose lock is ours: n seats of the
 -- journey a..b leave `free` for `to` ('sold' or 'held'). Returns the seats
--- taken (an empty list on a train without numbered seats), or nil and the
--- refusal ('sold_out', 'not_together', 'seat_taken' and the ids taken).
+-- taken (on a train without numbered seats NO_SEATS, one empty list that
+-- callers only read), or nil and the refusal ('sold_out', 'not_together',
+-- 'seat_taken' and the ids taken).
+local NO_SEATS = {}
 local function take(t, w, a, b, n, to)
-  local got, refusal, taken = {}, 'sold_out', nil
+  local got, refusal, taken = NO_SEATS, 'sold_out', nil
   if t.classes then
     got, refusal, taken = S.place(t, w, a, b, n)
     if got then S.occupy(t, got, a, b) end
@@ -657,7 +668,7 @@ local function class_name(t, c) return encoded(t, 'class_names', 'classes', c) e
 -- asked), the legs that lack them; on a numbered train, its seats (`got`)
 -- and their class; then `more` (fields as they are, or nil).
 local function journey_fields(t, a, b, short, got, more)
-  if not (t.route or got or more) then return '' end
+  if not (t.route or (got and #got > 0) or more) then return '' end
   local parts = {}
   if t.route then
     parts[1] = '"from":' .. station(t, a) .. ',"to":' .. station(t, b)
@@ -793,16 +804,23 @@ end
 -- arrive here as JSON literals). Changes add up in memory and are written
 -- once per user by flush_users; the stored count is read only when the
 -- per-user limit needs it.
+-- (Both tables are made on first use: most trains in a call see no user.)
 local function seats_of(t, user)
-  if t.stored_seats[user] == nil then
-    t.stored_seats[user] = tonumber(redis.call('HGET', t.users, cjson.decode(user)) or '0')
+  local stored = t.stored_seats
+  if not stored then stored = {}; t.stored_seats = stored end
+  if stored[user] == nil then
+    stored[user] = tonumber(redis.call('HGET', t.users, cjson.decode(user)) or '0')
   end
-  return t.stored_seats[user] + (t.changed[user] or 0)
+  return stored[user] + (t.changed and t.changed[user] or 0)
 end
 local function charge(t, user, seats)
-  if user ~= '' then t.changed[user] = (t.changed[user] or 0) + seats end
+  if user == '' then return end
+  local changed = t.changed
+  if not changed then changed = {}; t.changed = changed end
+  changed[user] = (changed[user] or 0) + seats
 end
 local function flush_users(t)
+  if not t.changed then return end
   for user, delta in pairs(t.changed) do
     local name = cjson.decode(user)
     if delta > 0 then
@@ -811,7 +829,7 @@ local function flush_users(t)
       redis.call('HDEL', t.users, name)
     end
   end
-  t.changed = {}
+  t.changed = nil
 end
 
 -- A hold or reservation record: user ('' when anonymous, else its JSON

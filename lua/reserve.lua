@@ -50,8 +50,9 @@ counters(ts)
 local records = {}
 for k = first_record(#ts), #KEYS do records[k] = stored(k) end
 local first = first_run(ts)
+local NONE = {}
 for _, t in ipairs(ts) do
-  t.found, t.gone = {}, {}
+  t.found, t.gone = NONE, NONE
   if t.exists and not first then
     local ids, cancelled = {}, {}
     for i, r in ipairs(t.members) do ids[i], cancelled[i] = r[1], 'cancelled:' .. r[1] end
