@@ -12,7 +12,11 @@ Also: Redis's time per reserve.lua call when a call carries one reservation
 carries one) and the peer's per call.
 
 Prints one table with the rates, p50 and p99, the ratios, and the issue's
-goals met or not. `make bench` runs it after bench.py; alone:
+goals met or not; with them the machine's load average before the run and
+the fixed-answer ceiling of this run (nginx answering a fixed 200 at 64
+connections, bench.py's `ceiling`), so a goal can be read against what
+any HTTP service does on these cores at that moment: these shared cores
+run 20-40% faster or slower from one run to the next. `make bench` runs it after bench.py; alone:
 `python3 bench/peer.py` (BENCH_PEER_SECONDS or BENCH_SECONDS, default 8).
 """
 
@@ -71,7 +75,8 @@ LOADS = [("one hot train", 64, bench.WRK_SCRIPT), ("1,000 trains", 64, bench.WRK
 
 
 def compare(procs, tmp):
-    """Runs every load on both systems; returns {(load, conns): {"ours": w, "peer": w}} and per-call µs."""
+    """Runs every load on both systems; returns {(load, conns): {"ours": w, "peer": w}}, per-call µs
+    and the fixed-answer ceiling (measured first, while the two are idle)."""
     redis, rport = bench.start_redis(procs, tmp, False)
     trains = ["bench"] + [f"s-{i}" for i in range(bench.SPREAD_TRAINS)]
     for chunk in range(0, len(trains), 200):
@@ -82,6 +87,7 @@ def compare(procs, tmp):
         bench.redis_cli(rport, "MSET", *kv)
     ours, oport = bench.start_service(procs, tmp, rport)
     peer, pport = start_peer(procs, tmp, rport)
+    top = bench.ceiling(procs, tmp)
     out, per_call = {}, {}
     for n, (load, conns, script) in enumerate(LOADS):
         systems = [("ours", ours, oport), ("peer", peer, pport)]
@@ -98,10 +104,10 @@ def compare(procs, tmp):
     procs.stop(peer)
     procs.stop(ours)
     procs.stop(redis)
-    return out, per_call
+    return out, per_call, top
 
 
-def report(out, per_call):
+def report(out, per_call, top, loadavg):
     """Prints the table and the goals; returns whether any request errored."""
     print("\nPeer comparison, no persistence: this service against ../shared/peers/axum (one EVALSHA per request), "
           f"each alone in turn on one redis-server, wrk -t1 {SECONDS}s after a {bench.WARMUP}s warm-up\n")
@@ -128,6 +134,11 @@ def report(out, per_call):
                       row["ours"]["rate"] >= row["peer"]["rate"]))
         goals.append((f"1,000 trains, {conns} conns: p50 no higher than the peer's",
                       row["ours"]["p50"] <= row["peer"]["p50"]))
+    print(f"\nLoad average before the run: {loadavg}. Ceiling, nginx answering a fixed 200 "
+          f"at 64 conns: {top['rate']:.0f}/s, p99 {top['p99']:.2f} ms. 1.2x the peer at 64 conns would be "
+          f"{1.2 * hot['peer']['rate']:.0f}/s on the hot train ({1.2 * hot['peer']['rate'] / top['rate']:.2f}x the "
+          f"ceiling) and {1.2 * spread['peer']['rate']:.0f}/s over 1,000 trains "
+          f"({1.2 * spread['peer']['rate'] / top['rate']:.2f}x the ceiling).")
     if per_call.get("ours") is not None:
         goals.append((f"one call carrying one reservation <= 25 us in Redis ({per_call['ours']:.1f} us; "
                       f"the peer's call {per_call.get('peer') or 0:.1f} us)", per_call["ours"] <= 25.0))
@@ -141,13 +152,14 @@ def main():
     if build_peer() is None:
         print(f"peer: no peer at {PEER_DIR} (set PEER_DIR)", file=sys.stderr)
         return 1
+    loadavg = Path("/proc/loadavg").read_text().split()[0]
     procs = bench.Processes()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
-            out, per_call = compare(procs, Path(tmp))
+            out, per_call, top = compare(procs, Path(tmp))
     finally:
         procs.stop_all()
-    return 1 if report(out, per_call) else 0
+    return 1 if report(out, per_call, top, loadavg) else 0
 
 
 if __name__ == "__main__":
