@@ -8,6 +8,8 @@ copy); it FLUSHALLs the Redis it is given, so give it a scratch one.
 usage: python3 bench/lua_cost.py PORT SCRIPT_FILE... -- MODE TRAINS_PER_CALL PER_TRAIN CALLS
 MODE: plain (no stations), journey (10 stations), numbered (10 stations,
 2,000 seats); trains made with lua/put_train.lua; journeys as bench/journeys.lua.
+TRAINS (environment, default 20): how many trains the calls pick from; 1,000
+makes each call meet keys Redis has not touched for a while, as the spread load.
 """
 import os, socket, sys, random, uuid, json
 port = int(sys.argv[1]); i = sys.argv.index('--')
