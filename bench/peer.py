@@ -141,6 +141,9 @@ def report(out, per_call, top, loadavg):
         print(f"| {load} | {conns} | {o['rate']:.0f} | {o['p50']:.2f} | {o['p99']:.2f} | {p['rate']:.0f} "
               f"| {p['p50']:.2f} | {p['p99']:.2f} | {row['ratio']:.2f}x | {o['svc_us']:.1f} "
               f"| {o['redis_us']:.1f}, {p['redis_us']:.1f} |")
+        if o["errors"] or p["errors"]:
+            print(f"|  | errors (non-2xx answers, socket errors): this service {o['errors']}, peer {p['errors']} "
+                  "| | | | | | | | | |")
         failed |= o["errors"] > 0 or p["errors"] > 0
     hot, spread = out[("one hot train", 64)], out[("1,000 trains", 64)]
     goals = [
