@@ -14,21 +14,16 @@ if not m or not string.match(m[1], '^%d+$') then
   return redis.error_reply('ERR put_train.lua: bad arguments')
 end
 local capacity, reset = m[1], m[2] == '1'
-local stations, coaches = nil, nil
-if m[3] ~= '' then
-  local ok, decoded = pcall(cjson.decode, m[3])
-  if not ok or type(decoded) ~= 'table' or #decoded < 2 then
-    return redis.error_reply('ERR put_train.lua: bad stations')
-  end
-  stations = decoded
+-- A JSON array of at least `least` entries; nil for '' (none), false when
+-- the text is not one.
+local function list(text, least)
+  if text == '' then return nil end
+  local ok, decoded = pcall(cjson.decode, text)
+  return ok and type(decoded) == 'table' and #decoded >= least and decoded
 end
-if m[4] ~= '' then
-  local ok, decoded = pcall(cjson.decode, m[4])
-  if not ok or type(decoded) ~= 'table' or #decoded < 1 then
-    return redis.error_reply('ERR put_train.lua: bad coaches')
-  end
-  coaches = decoded
-end
+local stations, coaches = list(m[3], 2), list(m[4], 1)
+if stations == false then return redis.error_reply('ERR put_train.lua: bad stations') end
+if coaches == false then return redis.error_reply('ERR put_train.lua: bad coaches') end
 
 local exists = redis.call('EXISTS', t.stock) == 1
 if exists and not reset then return {409, 0} end

@@ -627,17 +627,7 @@ async fn info(h: &Harness, section: &str, name: &str) -> i64 {
 
 /// reserve.lua calls the service has sent (its `script_calls_total`).
 async fn reserve_calls_sent(h: &Harness) -> u64 {
-    let r = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics");
-    let text = r.text().await.expect("metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(r#"train_reservation_script_calls_total{script="reserve"} "#))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    h.script_calls("reserve").await.unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

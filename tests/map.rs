@@ -22,16 +22,8 @@ use serde_json::{json, Value as Json};
 
 /// train.lua calls the service has sent (its `script_calls_total`).
 async fn train_calls(h: &Harness) -> u64 {
-    let r = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
+    h.script_calls("train")
         .await
-        .expect("GET /metrics");
-    let text = r.text().await.expect("metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(r#"train_reservation_script_calls_total{script="train"} "#))
-        .and_then(|v| v.parse().ok())
         .expect("the train script's counter")
 }
 

@@ -99,6 +99,24 @@ impl Harness {
         format!("{}{}", self.server().url(), path)
     }
 
+    /// Calls of one script the service has sent, from its `/metrics`
+    /// (`script_calls_total{script=...}`); None before the first.
+    pub async fn script_calls(&self, script: &str) -> Option<u64> {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics");
+        let prefix = format!("train_reservation_script_calls_total{{script=\"{script}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+    }
+
     /// Polls /readyz until 200 (bounded): the readiness check the service offers.
     pub async fn wait_ready(&self) {
         wait_until_ready(&self.http, &self.url("/readyz")).await;
