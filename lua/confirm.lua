@@ -72,7 +72,7 @@ for _, t in ipairs(ts) do
       confirmed = true
       redis.call('HDEL', t.holds, unpack(moved_ids))
       redis.call('ZREM', t.expiry, unpack(moved_ids))
-      redis.call('HSET', t.reservations, unpack(fields))
+      add_reservations(t, fields)
     end
   end
 end

@@ -120,7 +120,7 @@ for _, t in ipairs(ts) do
     end
   end
   if #fields > 0 then
-    redis.call('HSET', t.reservations, unpack(fields))
+    add_reservations(t, fields)
     booked = true
   end
   save_records(records, decided)

@@ -100,6 +100,15 @@ async fn n_seats_go_to_exactly_n_buyers() {
         "every 200 is a stored reservation, and nothing else is"
     );
     train.assert_invariants();
+    // Made a hash table by the first booking, not a packed list that every
+    // later one searches end to end (prelude.lua, add_reservations).
+    let encoding = h
+        .cmd(
+            "OBJECT",
+            vec!["ENCODING".into(), "train:{fifty}:reservations".into()],
+        )
+        .await;
+    assert_eq!(encoding.as_string().as_deref(), Some("hashtable"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
