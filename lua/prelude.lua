@@ -927,7 +927,7 @@ end
 -- write adds such a field and removes it at once. An operator's settings
 -- (hash-max-listpack-*) or a restart (which packs small hashes again) only
 -- bring the cost back, never change a record.
-local WIDE = 'hashtable' .. string.rep('-', 64)
+local WIDE = 'a field longer than 64 bytes makes a hash a hash table (prelude.lua)'
 local function add_reservations(t, fields)
   if t.sold_0 ~= 0 then
     redis.call('HSET', t.reservations, unpack(fields))
