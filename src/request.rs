@@ -106,12 +106,7 @@ impl Seating {
         together: Option<bool>,
         seats: Option<u64>,
     ) -> Result<(Seating, u8), String> {
-        if class
-            .as_deref()
-            .is_some_and(|c| !crate::seats::valid_class(c))
-        {
-            return Err("class must be 1 to 32 of a-z 0-9 _ -".to_owned());
-        }
+        crate::seats::check_class(class.as_deref())?;
         let together = together.unwrap_or(false);
         let Some(ids) = seat_ids else {
             let seating = Seating {

@@ -80,6 +80,17 @@ pub fn valid_class(class: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// A class a request or query names, if any: checked before Redis is
+/// asked, and never echoed back (it may be any length).
+pub fn check_class(class: Option<&str>) -> Result<(), String> {
+    match class {
+        Some(class) if !valid_class(class) => {
+            Err("class must be 1 to 32 of a-z 0-9 _ -".to_owned())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks a train's coaches; returns the number of seats.
 pub fn check_coaches(coaches: &[Coach]) -> Result<usize, String> {
     if coaches.is_empty() {

@@ -233,15 +233,7 @@ struct ClassQuery {
 )]
 pub(super) async fn page(app: &App, id: &str, query: Option<&str>) -> Answer {
     let (journey, class) = JourneyQuery::parse_with(query, Some("class")).map_err(invalid)?;
-    if let Some(class) = &class {
-        let ok = (1..=32).contains(&class.len())
-            && class
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !ok {
-            return Err(invalid("class: 1 to 32 of a-z 0-9 _ -"));
-        }
-    }
+    crate::seats::check_class(class.as_deref()).map_err(invalid)?;
     let train = snapshot(app, id).await?;
     journey.legs(id, train.stations.as_deref())?;
     let html = if app.identity.is_some() {

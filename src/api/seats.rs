@@ -81,13 +81,7 @@ struct ClassQuery {
 )]
 pub(super) async fn get(app: &App, id: &str, query: Option<&str>) -> Answer {
     let (journey, class) = JourneyQuery::parse_with(query, Some("class")).map_err(invalid)?;
-    // Checked before Redis is asked, and never echoed back at any length.
-    if class
-        .as_deref()
-        .is_some_and(|c| !crate::seats::valid_class(c))
-    {
-        return Err(invalid("class must be 1 to 32 of a-z 0-9 _ -".to_owned()));
-    }
+    crate::seats::check_class(class.as_deref()).map_err(invalid)?;
     let state = app
         .store
         .train(id)
