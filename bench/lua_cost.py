@@ -19,6 +19,12 @@ Prints both medians and the median of the blocks' B/A ratios: on these
 shared cores a lone figure drifts by half from one minute to the next,
 while two blocks next to each other drift together (a variant against
 itself reads 0.96-1.04).
+
+With one variant, it also prints what the commands the script called took
+(their own time in INFO commandstats, per call): the rest of a call is the
+script's Lua and each redis.call's conversions. bench/yardsticks/ holds two
+scripts that take the same calls: the peer's design (peer.lua) and the least
+the contract asks of a booking (floor.lua).
 """
 import os, socket, sys, random, statistics, uuid, json
 port = int(sys.argv[1]); i = sys.argv.index('--')
@@ -61,8 +67,10 @@ def journey():
     if mode == "plain": return "", ""
     a = rng.randint(0, 8); b = 9 if rng.random() < 0.25 else min(9, a + rng.randint(1, 3))
     return f"S{a}", f"S{b}"
+last_stats = ""
 def run(v, n, show_first=False):
     """n calls of variant v; Redis's µs a call over them."""
+    global last_stats
     cmd("CONFIG", "RESETSTAT")
     for c in range(n):
         ts = rng.sample(trains[v], tpc)
@@ -77,11 +85,23 @@ def run(v, n, show_first=False):
                 args += [str(uuid.uuid4()), "1", "", "0", "", a, b, "", "", ""]
         r = cmd("EVALSHA", shas[v], len(keys), *keys, *args)
         if c == 0 and show_first: print("first reply", repr(r)[:100])
-    st = cmd("INFO", "commandstats")
+    st = last_stats = cmd("INFO", "commandstats")
     return float(st.split("cmdstat_evalsha:")[1].split("usec_per_call=")[1].split(",")[0])
 def show(name, us): print(f"{name}{mode} trains/call={tpc} per_train={per}: {us:.1f} us/call, {us/(tpc*per):.1f} us/reservation")
+def inside(stats, ncalls):
+    """What the commands a script calls took, µs a script call, each and in
+    all (their own time in INFO commandstats; what a script spends around
+    them, turning its arguments and their replies into Lua, is not in it)."""
+    per = {}
+    for line in stats.splitlines():
+        if line.startswith("cmdstat_") and not line.startswith(("cmdstat_evalsha:", "cmdstat_config")):
+            name, rest = line[len("cmdstat_"):].split(":", 1)
+            per[name] = float(rest.split("usec=")[1].split(",")[0]) / ncalls
+    listed = ", ".join(f"{k} {v:.1f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+    return f"commands inside: {sum(per.values()):.1f} us/call ({listed})"
 if len(variants) == 1:
     show("", run(0, calls, show_first=True))
+    print(inside(last_stats, calls))
 else:
     blocks = int(os.environ.get("BLOCKS", "12")); block = max(calls // blocks, 1)
     us = [[], []]
