@@ -6,7 +6,9 @@ use std::sync::Arc;
 use fred::prelude::HashesInterface;
 use serde::Deserialize;
 
-use super::{int, status_code, CallArgs, Journeying, Store, StoreError};
+use fred::types::Value;
+
+use super::{int, status_code, CallArgs, Journeying, Records, Store, StoreError};
 use crate::{
     batch::{CallId, Decide},
     request::{Journey, Seating},
@@ -80,34 +82,30 @@ impl Decide for Reserving {
 
 impl Store {
     /// Runs `reserve.lua` for reservations on one or more trains (in order
-    /// within each train); one reply each, in the batch's order.
+    /// within each train); one reply each, in the batch's order. A lone
+    /// request that names no stations and no seats goes to `reserve_one.lua`
+    /// first, which books it in about a third of the time inside Redis, or
+    /// hands the same call back untouched when `reserve.lua` must decide
+    /// (see the script).
     pub async fn reserve(
         &self,
         batch: &[(String, Reservation)],
         id: &CallId,
     ) -> Result<Vec<ReserveReply>, StoreError> {
-        let replies = self
-            .call_trains(&self.scripts.reserve, batch, id, 5, |r, records, call| {
-                call.arg(&r.reservation_id);
-                call.number(r.seats);
-                call.user(r.user_id.as_deref());
-                records.member_args(&r.idempotency, call);
-                call.journey(&r.journey);
-                call.seating(&r.seating);
-            })
+        if let [(_, r)] = batch {
+            if r.journey == Journey::default() && r.seating == Seating::default() {
+                let answers = self
+                    .call_trains(&self.scripts.reserve_one, batch, id, 5, reservation_fields)
+                    .await?;
+                if !handed_back(&answers) {
+                    return replies(answers);
+                }
+            }
+        }
+        let answers = self
+            .call_trains(&self.scripts.reserve, batch, id, 5, reservation_fields)
             .await?;
-        replies
-            .into_iter()
-            .map(|answer| {
-                Ok(ReserveReply {
-                    status: status_code(int(&answer[0])?)?,
-                    reservation_id: answer[1].as_string().unwrap_or_default(),
-                    n: int(&answer[2])?,
-                    replayed: int(&answer[3])? == 1,
-                    journey: Journeying::from_reply(&answer[4])?,
-                })
-            })
-            .collect()
+        replies(answers)
     }
 
     /// Cancels a reservation (`cancel.lua`). `caller`: the user who must own
@@ -149,4 +147,35 @@ impl Store {
         })
         .transpose()
     }
+}
+
+/// One request's ten fields, as `reserve.lua` and `reserve_one.lua` take them.
+fn reservation_fields(r: &Reservation, records: &mut Records, call: &mut CallArgs) {
+    call.arg(&r.reservation_id);
+    call.number(r.seats);
+    call.user(r.user_id.as_deref());
+    records.member_args(&r.idempotency, call);
+    call.journey(&r.journey);
+    call.seating(&r.seating);
+}
+
+/// Whether `reserve_one.lua` handed its call back (status 0, nothing written).
+fn handed_back(answers: &[Vec<Value>]) -> bool {
+    matches!(answers, [answer] if answer.first().and_then(Value::as_i64) == Some(0))
+}
+
+/// The scripts' five fields per request, as replies.
+fn replies(answers: Vec<Vec<Value>>) -> Result<Vec<ReserveReply>, StoreError> {
+    answers
+        .into_iter()
+        .map(|answer| {
+            Ok(ReserveReply {
+                status: status_code(int(&answer[0])?)?,
+                reservation_id: answer[1].as_string().unwrap_or_default(),
+                n: int(&answer[2])?,
+                replayed: int(&answer[3])? == 1,
+                journey: Journeying::from_reply(&answer[4])?,
+            })
+        })
+        .collect()
 }

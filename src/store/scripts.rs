@@ -39,6 +39,8 @@ pub const RESERVE: &str = concat!(
     include_str!("../../lua/prelude.lua"),
     include_str!("../../lua/reserve.lua")
 );
+/// A lone plain reservation, without the prelude (see the script).
+pub const RESERVE_ONE: &str = include_str!("../../lua/reserve_one.lua");
 pub const HOLD: &str = concat!(
     include_str!("../../lua/prelude.lua"),
     include_str!("../../lua/hold.lua")
@@ -65,8 +67,9 @@ pub const RATE: &str = include_str!("../../lua/rate.lua");
 
 /// The scripts' names, in `Scripts::all()` order (the `script` label of
 /// `script_calls_total`).
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "reserve",
+    "reserve_one",
     "hold",
     "confirm",
     "release",
@@ -79,6 +82,7 @@ pub const NAMES: [&str; 9] = [
 
 pub(crate) struct Scripts {
     pub reserve: Script,
+    pub reserve_one: Script,
     pub hold: Script,
     pub confirm: Script,
     pub release: Script,
@@ -93,6 +97,7 @@ impl Scripts {
     pub fn new() -> Scripts {
         Scripts {
             reserve: Script::from_lua(RESERVE),
+            reserve_one: Script::from_lua(RESERVE_ONE),
             hold: Script::from_lua(HOLD),
             confirm: Script::from_lua(CONFIRM),
             release: Script::from_lua(RELEASE),
@@ -109,9 +114,10 @@ impl Scripts {
         self.all().iter().position(|s| std::ptr::eq(*s, script))
     }
 
-    pub fn all(&self) -> [&Script; 9] {
+    pub fn all(&self) -> [&Script; 10] {
         [
             &self.reserve,
+            &self.reserve_one,
             &self.hold,
             &self.confirm,
             &self.release,

@@ -21,7 +21,7 @@ FAMILIES = {  # family name as the parser reports it -> type
     P + "redis_errors": "counter",
     P + "ready": "gauge",
 }
-SCRIPTS = ["reserve", "hold", "confirm", "release", "cancel", "put_train", "train", "get_hold"]
+SCRIPTS = ["reserve", "reserve_one", "hold", "confirm", "release", "cancel", "put_train", "train", "get_hold"]
 ROUTES = {
     "/reserve", "/trains/{id}", "/trains/{id}/holds", "/trains/{id}/holds/{hold_id}",
     "/trains/{id}/holds/{hold_id}/confirm", "/trains/{id}/reservations/{reservation_id}", "/trains/{id}/seats",
@@ -80,9 +80,13 @@ def test_every_family_from_start_up_and_exact_counts(start_service):
     def script(name, times=1):
         moved(key("script_calls_total", script=name), times)
 
-    def reserve_call():
-        """One reserve.lua call carrying one reservation (requests sent one by one)."""
-        script("reserve")
+    def reserve_call(handed_back=False):
+        """One reservation decided alone (requests sent one by one): by
+        reserve_one.lua, or by reserve.lua after reserve_one.lua handed the
+        call back (a replayed Idempotency-Key); one batch either way."""
+        script("reserve_one")
+        if handed_back:
+            script("reserve")
         moved(key("batch_size_count"))
         moved(key("batch_size_sum"), 1)
         for le in ("1", "2", "4", "8", "16", "32", "64", "+Inf"):
@@ -95,9 +99,9 @@ def test_every_family_from_start_up_and_exact_counts(start_service):
     moved(key("seats_sold_total"), 1)
     call("POST", "/reserve", "/reserve", 400, body={"seats": 2})
     reserve_call()
-    for _ in range(2):
+    for replay in (False, True):
         answer = call("POST", "/reserve", "/reserve", 200, body={}, headers={"Idempotency-Key": "k-1"})
-        reserve_call()
+        reserve_call(handed_back=replay)
     assert answer.headers["Idempotent-Replayed"] == "true"
     moved(key("seats_sold_total"), 1)
 
