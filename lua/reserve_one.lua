@@ -1,6 +1,6 @@
 -- reserve_one.lua: one reservation on one plain train (no stations, no
 -- numbered seats, no seats held), the common case of a lone request, in
--- about a third of reserve.lua's time inside Redis. A lone call pays
+-- about 0.6x reserve.lua's time inside Redis. A lone call pays
 -- reserve.lua's whole prelude (45 functions made, the call parsed into
 -- tables) for one booking; this script is the booking alone. Anything else
 -- it hands back, before its first write, to reserve.lua, which the service

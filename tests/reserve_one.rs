@@ -217,3 +217,33 @@ async fn anything_else_is_handed_back_untouched() {
         assert_eq!(before, h.all_keys().await, "{name}: nothing written");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_train_that_handed_back_goes_straight_to_reserve_lua_for_a_while() {
+    // A train with seats held is reserve.lua's (it reclaims expired holds):
+    // its first lone request costs a hand-back, the next ones do not.
+    let h = Harness::start().await;
+    h.create_train("held", 10).await;
+    let (status, _, hold) = h
+        .call(
+            reqwest::Method::POST,
+            "/trains/held/holds",
+            Some(serde_json::json!({"seats": 2})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{hold}");
+    for remaining in [7, 6, 5] {
+        let (status, _, body) = h
+            .post_reserve(serde_json::json!({"train_id": "held"}))
+            .await;
+        assert_eq!((status, body["remaining"].clone()), (200, remaining.into()));
+    }
+    let calls = |script| h.script_calls(script);
+    assert_eq!(
+        (calls("reserve_one").await, calls("reserve").await),
+        (Some(1), Some(3)),
+        "one hand-back, then reserve.lua alone"
+    );
+    h.train("held").await.assert_invariants();
+}

@@ -76,7 +76,7 @@ impl App {
         let timeout = config.request_timeout();
         App {
             identity: config.auth_jwt_secret.as_deref().map(Identity::new),
-            reservations: GroupCommit::new(Reserving(store.clone()), timeout),
+            reservations: GroupCommit::new(Reserving::new(store.clone()), timeout),
             holds: GroupCommit::new(Holding(store.clone()), timeout),
             confirms: GroupCommit::new(Confirming(store.clone()), timeout),
             limiter: (config.rate_limit_per_client > 0)
