@@ -1,5 +1,6 @@
 //! Reservations in Redis: booking (`reserve.lua`, one call for a whole
-//! group-commit batch), cancelling (`cancel.lua`), and reading one record.
+//! group-commit batch; `reserve_one.lua` first for a lone plain request),
+//! cancelling (`cancel.lua`), and reading one record.
 
 use std::{
     collections::HashMap,
@@ -7,10 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fred::prelude::HashesInterface;
+use fred::{prelude::HashesInterface, types::Value};
 use serde::Deserialize;
-
-use fred::types::Value;
 
 use super::{int, status_code, CallArgs, Journeying, Records, Store, StoreError};
 use crate::{
@@ -98,6 +97,8 @@ impl Decide for Reserving {
         if let [(train, r)] = batch {
             let plain = r.journey == Journey::default() && r.seating == Seating::default();
             if plain && !self.handed_back.lately(train) {
+                // Handed back, the call goes to reserve.lua as it is, token
+                // and all: reserve_one.lua wrote nothing, not even its key.
                 match self.store.reserve_one(batch, id).await? {
                     Some(reply) => return Ok(vec![reply]),
                     None => self.handed_back.note(train),

@@ -5,7 +5,9 @@
 //! compare-and-delete, the clock, reclaiming expired holds, per-user counts),
 //! so it is written once and each call is still one self-contained EVALSHA.
 //! Those scripts all take thirteen keys per train, in `TRAIN_KEYS` order, and may
-//! carry several trains in one call (see prelude.lua).
+//! carry several trains in one call (see prelude.lua). `reserve_one.lua` takes
+//! the same keys and arguments as a `reserve.lua` call of one request, without
+//! the prelude: it books what needs none of it and hands the rest back.
 
 use fred::types::scripts::Script;
 
