@@ -65,15 +65,19 @@ async fn state(h: &Harness, train: &str) -> String {
     )
 }
 
+/// How a case's train starts: none, or `seats` seats and then each
+/// (command, key of the train, arguments) run on it.
+type Setup<'a> = Option<(u64, &'a [(&'static str, &'a str, &'a [&'a str])])>;
+
 /// Runs `fields` through both scripts, on `full-NAME` and `one-NAME`, each
-/// first set up by `setup(train)`; asserts both answered and wrote alike;
+/// first set up as `setup` says; asserts both answered and wrote alike;
 /// returns the answer.
-async fn both<F: std::future::Future<Output = ()>>(
+async fn both(
     h: &Harness,
     name: &str,
     limit: u64,
     fields: Vec<String>,
-    setup: impl Fn(String) -> F,
+    setup: Setup<'_>,
 ) -> (i64, String, i64, i64, String) {
     let idem: &[&str] = if fields[3] == "0" { &[] } else { &["k"] };
     let mut answers = Vec::new();
@@ -81,7 +85,14 @@ async fn both<F: std::future::Future<Output = ()>>(
         (RESERVE, format!("full-{name}")),
         (RESERVE_ONE, format!("one-{name}")),
     ] {
-        setup(train.clone()).await;
+        if let Some((seats, commands)) = setup {
+            h.create_train(&train, seats).await;
+            for (command, key, args) in commands {
+                let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                args.insert(0, format!("train:{{{train}}}:{key}"));
+                h.cmd(command, args).await;
+            }
+        }
         let answer = eval_train_script(&h.cli, script, &train, idem, limit, 10, fields.clone())
             .await
             .expect("script");
@@ -104,84 +115,41 @@ async fn both<F: std::future::Future<Output = ()>>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_plain_request_is_decided_as_reserve_lua_decides_it() {
     let h = Harness::start().await;
-    let train = |seats: u64| {
-        let h = &h;
-        move |t: String| async move { h.create_train(&t, seats).await }
-    };
+    let plain = |id, seats| member(id, seats, "", "0", "");
 
     // A booking, anonymous, on a fresh train (its records a hash table).
-    let booked = both(&h, "book", 0, member("r1", "2", "", "0", ""), train(3)).await;
+    let booked = both(&h, "book", 0, plain("r1", "2"), Some((3, &[]))).await;
     assert_eq!(booked, (200, "r1".into(), 1, 0, String::new()));
     // With a user and the per-user limit (4), who has 3 seats: up to the
     // limit, and over it.
-    let has_three = |t: String| {
-        let h = &h;
-        async move {
-            h.create_train(&t, 10).await;
-            let users = format!("train:{{{t}}}:users");
-            h.cmd("HSET", vec![users, "ann".into(), "3".into()]).await;
-        }
-    };
+    let has_three = Some((10, &[("HSET", "users", &["ann", "3"][..])][..]));
     let ann = |id, seats| member(id, seats, r#""ann""#, "0", "");
     let within = both(&h, "within", 4, ann("r2", "1"), has_three).await;
     assert_eq!(within, (200, "r2".into(), 9, 0, String::new()));
     let refused = both(&h, "over", 4, ann("r3", "2"), has_three).await;
     assert_eq!(refused, (409, "r3".into(), 3, 0, String::new()));
     // Sold out: the seats left, and nothing stored.
-    let sold_out = both(&h, "out", 0, member("r4", "2", "", "0", ""), train(1)).await;
+    let sold_out = both(&h, "out", 0, plain("r4", "2"), Some((1, &[]))).await;
     assert_eq!(sold_out, (400, "r4".into(), 1, 0, String::new()));
     // A lock someone else holds.
-    let locked = |t: String| {
-        let h = &h;
-        async move {
-            h.create_train(&t, 5).await;
-            let lock = format!("train:{{{t}}}:lock");
-            h.cmd(
-                "SET",
-                vec![lock, "theirs".into(), "PX".into(), "5000".into()],
-            )
-            .await;
-        }
-    };
-    let busy = both(&h, "locked", 0, member("r5", "1", "", "0", ""), locked).await;
+    let locked = Some((5, &[("SET", "lock", &["theirs", "PX", "5000"][..])][..]));
+    let busy = both(&h, "locked", 0, plain("r5", "1"), locked).await;
     assert_eq!(busy, (429, "r5".into(), 0, 0, String::new()));
     // No such train.
-    let none = both(&h, "none", 0, member("r6", "1", "", "0", ""), |_| async {}).await;
+    let none = both(&h, "none", 0, plain("r6", "1"), None).await;
     assert_eq!(none, (404, "r6".into(), 0, 0, String::new()));
     // A first request with an Idempotency-Key: its decision stored.
-    let keyed = both(
-        &h,
-        "keyed",
-        0,
-        member("r7", "1", r#""bo""#, "15", ""),
-        train(2),
-    )
-    .await;
+    let keyed = member("r7", "1", r#""bo""#, "15", "");
+    let keyed = both(&h, "keyed", 0, keyed, Some((2, &[]))).await;
     assert_eq!(keyed, (200, "r7".into(), 1, 0, String::new()));
     // On a train that already has records (no wide field added this time).
-    let again = |t: String| {
-        let h = &h;
-        async move {
-            h.create_train(&t, 5).await;
-            let (stock, sold, records) = (
-                format!("train:{{{t}}}:stock"),
-                format!("train:{{{t}}}:sold"),
-                format!("train:{{{t}}}:reservations"),
-            );
-            h.cmd("MSET", vec![stock, "4".into(), sold, "1".into()])
-                .await;
-            h.cmd(
-                "HSET",
-                vec![
-                    records,
-                    "r0".into(),
-                    r#"{"user_id":null,"seats":1,"created_at_ms":1}"#.into(),
-                ],
-            )
-            .await;
-        }
-    };
-    let second = both(&h, "second", 0, member("r8", "1", "", "0", ""), again).await;
+    let record = r#"{"user_id":null,"seats":1,"created_at_ms":1}"#;
+    let sold_one = [
+        ("SET", "stock", &["4"][..]),
+        ("SET", "sold", &["1"][..]),
+        ("HSET", "reservations", &["r0", record][..]),
+    ];
+    let second = both(&h, "second", 0, plain("r8", "1"), Some((5, &sold_one))).await;
     assert_eq!(second, (200, "r8".into(), 3, 0, String::new()));
 }
 
