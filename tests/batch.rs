@@ -626,9 +626,10 @@ async fn info(h: &Harness, section: &str, name: &str) -> i64 {
 }
 
 /// Reservation script calls the service has sent (its `script_calls_total`
-/// of reserve.lua and reserve_one.lua, which a lone request goes to first).
+/// of reserve.lua and reserve_plain.lua, which a plain batch goes to first).
 async fn reserve_calls_sent(h: &Harness) -> u64 {
-    h.script_calls("reserve").await.unwrap_or(0) + h.script_calls("reserve_one").await.unwrap_or(0)
+    h.script_calls("reserve").await.unwrap_or(0)
+        + h.script_calls("reserve_plain").await.unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
-//! Reservations in Redis: booking (`reserve.lua`, one call for a whole
-//! group-commit batch; `reserve_one.lua` first for a lone plain request),
-//! cancelling (`cancel.lua`), and reading one record.
+//! Reservations in Redis: booking (one call for a whole group-commit batch:
+//! `reserve_plain.lua` when every request in it is plain, else, or when it
+//! hands the call back, `reserve.lua`), cancelling (`cancel.lua`), and
+//! reading one record.
 
 use std::{
     collections::HashMap,
@@ -62,10 +63,10 @@ pub struct ReservationView {
 /// What `cancel.lua` and `release.lua` answer: status, seats left, seats given back.
 pub type GiveBack = (u16, i64, i64);
 
-/// Group commit of reservations: one `reserve.lua` call per batch; a lone
-/// request that names no stations and no seats goes to `reserve_one.lua`
-/// first, which books it in about 0.6x the time inside Redis, or hands the
-/// same call back untouched when `reserve.lua` must decide (see the script).
+/// Group commit of reservations: one call per batch. A batch whose requests
+/// name no stations and no seats goes to `reserve_plain.lua` first, which
+/// books it in 0.6-0.8x `reserve.lua`'s time inside Redis, or hands the same
+/// call back untouched when `reserve.lua` must decide (see the script).
 pub struct Reserving {
     store: Arc<Store>,
     handed_back: HandedBack,
@@ -94,14 +95,20 @@ impl Decide for Reserving {
         id: &CallId,
     ) -> Result<Vec<ReserveReply>, StoreError> {
         self.store.metrics.batch(batch.len());
-        if let [(train, r)] = batch {
-            let plain = r.journey == Journey::default() && r.seating == Seating::default();
-            if plain && !self.handed_back.lately(train) {
-                // Handed back, the call goes to reserve.lua as it is, token
-                // and all: reserve_one.lua wrote nothing, not even its key.
-                match self.store.reserve_one(batch, id).await? {
-                    Some(reply) => return Ok(vec![reply]),
-                    None => self.handed_back.note(train),
+        let plain = batch.iter().all(|(train, r)| {
+            r.journey == Journey::default()
+                && r.seating == Seating::default()
+                && !self.handed_back.lately(train)
+        });
+        if plain {
+            // Handed back, the call goes to reserve.lua as it is, token
+            // and all: reserve_plain.lua wrote nothing, not even its key.
+            match self.store.reserve_plain(batch, id).await? {
+                Ok(replies) => return Ok(replies),
+                Err(trains) => {
+                    for train in trains {
+                        self.handed_back.note(train);
+                    }
                 }
             }
         }
@@ -109,11 +116,11 @@ impl Decide for Reserving {
     }
 }
 
-/// Trains whose lone requests `reserve_one.lua` handed back in the last
+/// Trains that made `reserve_plain.lua` hand a call back in the last
 /// `HANDED_BACK_FOR` (a train with stations, numbered seats or seats held):
-/// their next lone requests go straight to `reserve.lua`, without the round
-/// trip. Only a hint: either script decides right. At most
-/// `HANDED_BACK_MAX` trains, all forgotten at once when full.
+/// the next batches with their requests go straight to `reserve.lua`,
+/// without the round trip. Only a hint: either script decides right. At
+/// most `HANDED_BACK_MAX` trains, all forgotten at once when full.
 #[derive(Default)]
 struct HandedBack(Mutex<HashMap<String, Instant>>);
 
@@ -157,20 +164,35 @@ impl Store {
         replies(answers)
     }
 
-    /// Runs `reserve_one.lua` for a batch of one request; `None` when it
-    /// handed the call back (nothing written: `reserve` must decide it).
-    pub async fn reserve_one(
+    /// Runs `reserve_plain.lua` for a batch of plain requests; when it
+    /// handed the call back (nothing written: `reserve` must decide it),
+    /// the trains that made it so (none when it was the call or a request).
+    pub async fn reserve_plain<'a>(
         &self,
-        batch: &[(String, Reservation)],
+        batch: &'a [(String, Reservation)],
         id: &CallId,
-    ) -> Result<Option<ReserveReply>, StoreError> {
+    ) -> Result<Result<Vec<ReserveReply>, Vec<&'a str>>, StoreError> {
         let answers = self
-            .call_trains(&self.scripts.reserve_one, batch, id, 5, reservation_fields)
+            .call_trains(
+                &self.scripts.reserve_plain,
+                batch,
+                id,
+                5,
+                reservation_fields,
+            )
             .await?;
-        if handed_back(&answers) {
-            return Ok(None);
+        if answers.first().and_then(|answer| answer.first()?.as_i64()) != Some(0) {
+            return replies(answers).map(Ok);
         }
-        Ok(replies(answers)?.pop())
+        // Status 0 throughout; n = 1 for the requests of the train at fault.
+        let mut trains: Vec<&str> = Vec::new();
+        for ((train, _), answer) in batch.iter().zip(&answers) {
+            if answer.get(2).and_then(Value::as_i64) == Some(1) && !trains.contains(&train.as_str())
+            {
+                trains.push(train);
+            }
+        }
+        Ok(Err(trains))
     }
 
     /// Cancels a reservation (`cancel.lua`). `caller`: the user who must own
@@ -214,7 +236,7 @@ impl Store {
     }
 }
 
-/// One request's ten fields, as `reserve.lua` and `reserve_one.lua` take them.
+/// One request's ten fields, as `reserve.lua` and `reserve_plain.lua` take them.
 fn reservation_fields(r: &Reservation, records: &mut Records, call: &mut CallArgs) {
     call.arg(&r.reservation_id);
     call.number(r.seats);
@@ -222,11 +244,6 @@ fn reservation_fields(r: &Reservation, records: &mut Records, call: &mut CallArg
     records.member_args(&r.idempotency, call);
     call.journey(&r.journey);
     call.seating(&r.seating);
-}
-
-/// Whether `reserve_one.lua` handed its call back (status 0, nothing written).
-fn handed_back(answers: &[Vec<Value>]) -> bool {
-    matches!(answers, [answer] if answer.first().and_then(Value::as_i64) == Some(0))
 }
 
 /// The scripts' five fields per request, as replies.

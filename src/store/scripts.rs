@@ -5,9 +5,9 @@
 //! compare-and-delete, the clock, reclaiming expired holds, per-user counts),
 //! so it is written once and each call is still one self-contained EVALSHA.
 //! Those scripts all take thirteen keys per train, in `TRAIN_KEYS` order, and may
-//! carry several trains in one call (see prelude.lua). `reserve_one.lua` takes
-//! the same keys and arguments as a `reserve.lua` call of one request, without
-//! the prelude: it books what needs none of it and hands the rest back.
+//! carry several trains in one call (see prelude.lua). `reserve_plain.lua`
+//! takes the same keys and arguments as a `reserve.lua` call, without the
+//! prelude: it books plain requests on plain trains and hands the rest back.
 
 use fred::types::scripts::Script;
 
@@ -41,8 +41,8 @@ pub const RESERVE: &str = concat!(
     include_str!("../../lua/prelude.lua"),
     include_str!("../../lua/reserve.lua")
 );
-/// A lone plain reservation, without the prelude (see the script).
-pub const RESERVE_ONE: &str = include_str!("../../lua/reserve_one.lua");
+/// Plain reservations on plain trains, without the prelude (see the script).
+pub const RESERVE_PLAIN: &str = include_str!("../../lua/reserve_plain.lua");
 pub const HOLD: &str = concat!(
     include_str!("../../lua/prelude.lua"),
     include_str!("../../lua/hold.lua")
@@ -71,7 +71,7 @@ pub const RATE: &str = include_str!("../../lua/rate.lua");
 /// `script_calls_total`).
 pub const NAMES: [&str; 10] = [
     "reserve",
-    "reserve_one",
+    "reserve_plain",
     "hold",
     "confirm",
     "release",
@@ -84,7 +84,7 @@ pub const NAMES: [&str; 10] = [
 
 pub(crate) struct Scripts {
     pub reserve: Script,
-    pub reserve_one: Script,
+    pub reserve_plain: Script,
     pub hold: Script,
     pub confirm: Script,
     pub release: Script,
@@ -99,7 +99,7 @@ impl Scripts {
     pub fn new() -> Scripts {
         Scripts {
             reserve: Script::from_lua(RESERVE),
-            reserve_one: Script::from_lua(RESERVE_ONE),
+            reserve_plain: Script::from_lua(RESERVE_PLAIN),
             hold: Script::from_lua(HOLD),
             confirm: Script::from_lua(CONFIRM),
             release: Script::from_lua(RELEASE),
@@ -119,7 +119,7 @@ impl Scripts {
     pub fn all(&self) -> [&Script; 10] {
         [
             &self.reserve,
-            &self.reserve_one,
+            &self.reserve_plain,
             &self.hold,
             &self.confirm,
             &self.release,

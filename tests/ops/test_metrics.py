@@ -21,7 +21,7 @@ FAMILIES = {  # family name as the parser reports it -> type
     P + "redis_errors": "counter",
     P + "ready": "gauge",
 }
-SCRIPTS = ["reserve", "reserve_one", "hold", "confirm", "release", "cancel", "put_train", "train", "get_hold"]
+SCRIPTS = ["reserve", "reserve_plain", "hold", "confirm", "release", "cancel", "put_train", "train", "get_hold"]
 ROUTES = {
     "/reserve", "/trains/{id}", "/trains/{id}/holds", "/trains/{id}/holds/{hold_id}",
     "/trains/{id}/holds/{hold_id}/confirm", "/trains/{id}/reservations/{reservation_id}", "/trains/{id}/seats",
@@ -82,9 +82,9 @@ def test_every_family_from_start_up_and_exact_counts(start_service):
 
     def reserve_call(handed_back=False):
         """One reservation decided alone (requests sent one by one): by
-        reserve_one.lua, or by reserve.lua after reserve_one.lua handed the
+        reserve_plain.lua, or by reserve.lua after reserve_plain.lua handed the
         call back (a replayed Idempotency-Key); one batch either way."""
-        script("reserve_one")
+        script("reserve_plain")
         if handed_back:
             script("reserve")
         moved(key("batch_size_count"))
