@@ -42,10 +42,11 @@ end
 local SEATS = {['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5,
                ['6'] = 6, ['7'] = 7, ['8'] = 8, ['9'] = 9, ['10'] = 10}
 
--- The trains, as lists by position in the call (a table per train costs
--- more): their first key's index, their first member's ARGV index, their
--- member count; and the keys the MGET below reads.
-local base, first, count, keys = {}, {}, {}, {}
+-- The trains, by position in the call (a table per train costs more):
+-- train i's keys start at KEYS[13 * (i - 1) + 1]; its members' fields at
+-- ARGV[span[2i - 1]], the last at ARGV[span[2i]]; `keys`, what the MGET
+-- below reads.
+local span, keys = {}, {}
 local trains, pos = 0, 7
 while pos <= NARGS do
   local b, n = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
@@ -54,7 +55,7 @@ while pos <= NARGS do
     return bad()
   end
   trains = trains + 1
-  base[trains], first[trains], count[trains] = b, pos + 2, n
+  span[2 * trains - 1], span[2 * trains] = pos + 2, pos + 2 + (n - 1) * WIDTH
   keys[4 * trains - 3], keys[4 * trains - 2], keys[4 * trains - 1], keys[4 * trains] =
     KEYS[b], KEYS[b + 2], KEYS[b + 3], KEYS[b + 10]
   pos = pos + 2 + n * WIDTH
@@ -67,7 +68,7 @@ local first_record = CALL_KEY + (AFTER > 0 and 2 or 1)
 -- the idempotency records named (each once, or the call is reserve.lua's).
 local plain, records, named = true, nil, nil
 for i = 1, trains do
-  for p = first[i], first[i] + (count[i] - 1) * WIDTH, WIDTH do
+  for p = span[2 * i - 1], span[2 * i], WIDTH do
     local user, idem = ARGV[p + 2], ARGV[p + 3]
     local k = idem == '0' and 0 or int(idem)
     if #ARGV[p] == 0 or not SEATS[ARGV[p + 1]] or not (user == '' or string.match(user, '^".*"$'))
@@ -90,7 +91,7 @@ end
 local function hand_back(culprit)
   local out = {}
   for i = 1, trains do
-    for p = first[i], first[i] + (count[i] - 1) * WIDTH, WIDTH do
+    for p = span[2 * i - 1], span[2 * i], WIDTH do
       out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4], out[#out + 5] =
         0, ARGV[p], i == culprit and 1 or 0, 0, ''
     end
@@ -103,18 +104,15 @@ if AFTER ~= 0 and redis.call('EXISTS', KEYS[AFTER]) == 0 then
 end
 
 -- Reads (nothing written yet): every train's stock, sold, held and legs in
--- one MGET, into stock[i] (false: no such train) and sold[i]; the
--- idempotency records.
+-- one MGET; train i's stock and sold then as numbers at v[4i - 3] (false:
+-- no such train) and v[4i - 2]. And the idempotency records.
 local v = redis.call('MGET', unpack(keys))
-local stock, sold = {}, {}
 for i = 1, trains do
   local q = 4 * i
   if v[q - 3] then
     local left, taken, held = int(v[q - 3]), int(v[q - 2] or '0'), v[q - 1]
     if v[q] or (held and held ~= '0') or not left or not taken then return hand_back(i) end
-    stock[i], sold[i] = left, taken
-  else
-    stock[i] = false
+    v[q - 3], v[q - 2] = left, taken
   end
 end
 if records and redis.call('EXISTS', unpack(records)) > 0 then return hand_back(0) end
@@ -130,7 +128,7 @@ local at = string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000))
 local out, n_out, counters, locks, users = {}, 0, {}, {}, nil
 local WIDE = 'a field longer than 64 bytes makes a hash a hash table (prelude.lua)'
 for i = 1, trains do
-  local b, left, taken = base[i], stock[i], sold[i]
+  local b, left, taken = PER_TRAIN * (i - 1) + 1, v[4 * i - 3], v[4 * i - 2]
   local lock_left
   if left then
     if redis.call('SET', KEYS[b + 4], TOKEN, 'NX', 'PX', LOCK_PX) then
@@ -143,7 +141,7 @@ for i = 1, trains do
   -- Seats per user on this train (`had`: stored, read when the limit
   -- needs it, plus this call's bookings) and this call's bookings alone.
   local had, mine, fields, decided = nil, nil, nil, nil
-  for p = first[i], first[i] + (count[i] - 1) * WIDTH, WIDTH do
+  for p = span[2 * i - 1], span[2 * i], WIDTH do
     local id, text, user = ARGV[p], ARGV[p + 1], ARGV[p + 2]
     local n, status, reply = SEATS[text], 200, nil
     if not left then
@@ -183,7 +181,7 @@ for i = 1, trains do
   -- The train's bookings, as prelude.lua's add_reservations and
   -- save_records write them.
   if fields then
-    if sold[i] == 0 then
+    if v[4 * i - 2] == 0 then
       fields[#fields + 1], fields[#fields + 2] = WIDE, ''
       redis.call('HSET', KEYS[b + 5], unpack(fields))
       redis.call('HDEL', KEYS[b + 5], WIDE)
