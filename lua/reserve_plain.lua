@@ -1,31 +1,34 @@
 -- reserve_plain.lua: plain reservations (no stations, no numbered seats,
--- no seats held) on one or more trains, the common case, in about 0.6-0.75x
+-- no seats held) on one or more trains, the common case, in 0.6-0.8x
 -- reserve.lua's time inside Redis. reserve.lua pays its whole prelude (45
 -- functions made, each train and request parsed into tables, the decisions
 -- of journeys and seats) whether a call needs it or not; this script is the
--- plain booking alone. Anything else it hands back, before its first write,
--- to reserve.lua, which the service then sends the very same call: so every
--- other decision and guarantee (re-sent calls, replayed Idempotency-Keys,
--- expired holds, journeys, seats) stays written once, in reserve.lua and
--- the prelude, and tests/reserve_plain.rs holds the two to the same answers
--- and the same keys.
+-- plain booking alone, and takes only the keys and fields that needs
+-- (turning a call's arguments into Lua is a third of its time). Anything
+-- else it hands back, before its first write, to reserve.lua, which the
+-- service then sends the same call, token and all: so every other decision
+-- and guarantee (re-sent calls, replayed Idempotency-Keys, expired holds,
+-- journeys, seats) stays written once, in reserve.lua and the prelude, and
+-- tests/reserve_plain.rs holds the two to the same answers and keys.
 --
--- KEYS and ARGV: exactly those of a reserve.lua call (see prelude.lua): 13
--- keys per train (here 1 stock, 3 sold, 4 held, 5 lock, 6 reservations,
--- 9 users, 11 legs), the call's key, the followed call's key when ARGV[6]
--- names it, the idempotency records; ARGV 1 token, 2 lock PX, 3 memory PX,
--- 4 per-user limit, 5 call key PX, 6 the followed call's key index, then
--- per train its first key's index, its member count and each member's ten
--- fields (reserve.lua).
+-- KEYS: 7 per train: 1 stock, 2 sold, 3 held, 4 lock, 5 reservations,
+-- 6 users, 7 legs; then the call's key (`call:TOKEN` of its first train),
+-- the followed call's key when ARGV[6] names it, the idempotency records.
+-- ARGV: 1 token, 2 lock PX, 3 memory PX, 4 per-user limit, 5 call key PX,
+-- 6 the followed call's key index (0 = none), as prelude.lua's; then per
+-- train its first key's index (1, 8, 15, ...), its number of requests and
+-- their fields, 5 each: reservation id, seats, user, idempotency record
+-- (its KEYS index, 0 = none), fingerprint (reserve.lua's first five; the
+-- service sends here no request that names stations or seats).
 -- Reply: reserve.lua's five fields per request (200, 400, 404, 409, 429),
 -- in the order sent; or, when reserve.lua must decide (nothing was
 -- written), status 0 for every request, with n = 1 for the requests of the
 -- train that made it so: one with stations or numbered seats, seats held,
--- or a counter that is not an integer (n = 0 otherwise: a request names a
--- journey or seats, an Idempotency-Key has an answer stored or comes twice,
--- or the call was sent before: its key exists).
+-- or a counter that is not an integer (n = 0 otherwise: an Idempotency-Key
+-- has an answer stored or comes twice, or the call was sent before: its
+-- key exists).
 
-local PER_TRAIN, WIDTH = 13, 10
+local PER_TRAIN, WIDTH = 7, 5
 -- An integer argument or counter (as prelude.lua's int); nil when v is not one.
 local function int(v)
   local x = tonumber(v)
@@ -43,7 +46,7 @@ local SEATS = {['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5,
                ['6'] = 6, ['7'] = 7, ['8'] = 8, ['9'] = 9, ['10'] = 10}
 
 -- The trains, by position in the call (a table per train costs more):
--- train i's keys start at KEYS[13 * (i - 1) + 1]; its members' fields at
+-- train i's keys start at KEYS[7 * (i - 1) + 1]; its members' fields at
 -- ARGV[span[2i - 1]], the last at ARGV[span[2i]]; `keys`, what the MGET
 -- below reads.
 local span, keys = {}, {}
@@ -57,16 +60,16 @@ while pos <= NARGS do
   trains = trains + 1
   span[2 * trains - 1], span[2 * trains] = pos + 2, pos + 2 + (n - 1) * WIDTH
   keys[4 * trains - 3], keys[4 * trains - 2], keys[4 * trains - 1], keys[4 * trains] =
-    KEYS[b], KEYS[b + 2], KEYS[b + 3], KEYS[b + 10]
+    KEYS[b], KEYS[b + 1], KEYS[b + 2], KEYS[b + 6]
   pos = pos + 2 + n * WIDTH
 end
 local CALL_KEY = PER_TRAIN * trains + 1
 if trains == 0 or (AFTER ~= 0 and (AFTER ~= CALL_KEY + 1 or AFTER > NKEYS)) then return bad() end
 local first_record = CALL_KEY + (AFTER > 0 and 2 or 1)
 
--- Every request checked as reserve.lua checks it; whether any is not plain;
--- the idempotency records named (each once, or the call is reserve.lua's).
-local plain, records, named = true, nil, nil
+-- Every request checked as reserve.lua checks it; the idempotency records
+-- named (each once, or the call is reserve.lua's).
+local twice, records, named = false, nil, nil
 for i = 1, trains do
   for p = span[2 * i - 1], span[2 * i], WIDTH do
     local user, idem = ARGV[p + 2], ARGV[p + 3]
@@ -75,12 +78,9 @@ for i = 1, trains do
         or not k or (k ~= 0 and (k < first_record or k > NKEYS)) then
       return bad()
     end
-    if ARGV[p + 5] ~= '' or ARGV[p + 6] ~= '' or ARGV[p + 7] ~= '' or ARGV[p + 8] ~= ''
-        or ARGV[p + 9] ~= '' then
-      plain = false
-    elseif k > 0 then
+    if k > 0 then
       named, records = named or {}, records or {}
-      if named[k] then plain = false end
+      if named[k] then twice = true end
       named[k] = true
       records[#records + 1] = KEYS[k]
     end
@@ -98,7 +98,7 @@ local function hand_back(culprit)
   end
   return out
 end
-if not plain then return hand_back(0) end
+if twice then return hand_back(0) end
 if AFTER ~= 0 and redis.call('EXISTS', KEYS[AFTER]) == 0 then
   return redis.error_reply('FENCED the call this one follows has not run')
 end
@@ -131,10 +131,10 @@ for i = 1, trains do
   local b, left, taken = PER_TRAIN * (i - 1) + 1, v[4 * i - 3], v[4 * i - 2]
   local lock_left
   if left then
-    if redis.call('SET', KEYS[b + 4], TOKEN, 'NX', 'PX', LOCK_PX) then
-      locks[#locks + 1] = KEYS[b + 4]
+    if redis.call('SET', KEYS[b + 3], TOKEN, 'NX', 'PX', LOCK_PX) then
+      locks[#locks + 1] = KEYS[b + 3]
     else
-      lock_left = redis.call('PTTL', KEYS[b + 4])
+      lock_left = redis.call('PTTL', KEYS[b + 3])
       if lock_left <= 0 then lock_left = LOCK_TTL end
     end
   end
@@ -151,7 +151,7 @@ for i = 1, trains do
     else
       if user ~= '' and not (had and had[user]) then
         had, mine = had or {}, mine or {}
-        had[user] = LIMIT > 0 and tonumber(redis.call('HGET', KEYS[b + 8], cjson.decode(user)) or '0') or 0
+        had[user] = LIMIT > 0 and tonumber(redis.call('HGET', KEYS[b + 5], cjson.decode(user)) or '0') or 0
       end
       if LIMIT > 0 and user ~= '' and had[user] + n > LIMIT then
         status, reply = 409, had[user]
@@ -183,20 +183,20 @@ for i = 1, trains do
   if fields then
     if v[4 * i - 2] == 0 then
       fields[#fields + 1], fields[#fields + 2] = WIDE, ''
-      redis.call('HSET', KEYS[b + 5], unpack(fields))
-      redis.call('HDEL', KEYS[b + 5], WIDE)
+      redis.call('HSET', KEYS[b + 4], unpack(fields))
+      redis.call('HDEL', KEYS[b + 4], WIDE)
     else
-      redis.call('HSET', KEYS[b + 5], unpack(fields))
+      redis.call('HSET', KEYS[b + 4], unpack(fields))
     end
     for d = 1, decided and #decided or 0, 2 do
       redis.call('SET', KEYS[decided[d]], decided[d + 1], 'PX', string.format('%d', MEMORY))
     end
     local c = #counters
     counters[c + 1], counters[c + 2], counters[c + 3], counters[c + 4] =
-      KEYS[b], string.format('%d', left), KEYS[b + 2], string.format('%d', taken)
+      KEYS[b], string.format('%d', left), KEYS[b + 1], string.format('%d', taken)
     if mine then
       users = users or {}
-      users[#users + 1], users[#users + 2] = b + 8, mine
+      users[#users + 1], users[#users + 2] = b + 5, mine
     end
   end
 end

@@ -11,11 +11,11 @@ mod common;
 use common::Harness;
 use fred::types::Value;
 use serde_json::Value as Json;
-use train_reservation::store::scripts::{RESERVE, RESERVE_PLAIN, TRAIN_KEYS};
+use train_reservation::store::scripts::{PLAIN_TRAIN_KEYS, RESERVE, RESERVE_PLAIN, TRAIN_KEYS};
 
-/// One request's ten fields: id, seats, user, idempotency record (its KEYS
-/// index: see `call`; 0 for none), fingerprint, from, to, class, seat ids,
-/// together.
+/// One request's ten fields: id, seats, user, idempotency record (`@N`,
+/// the Nth of the call, which `call` makes a KEYS index; 0 for none),
+/// fingerprint, from, to, class, seat ids, together.
 fn member(id: &str, seats: &str, user: &str, record: &str, from: &str) -> Vec<String> {
     [id, seats, user, record, "fp", from, "", "", "", ""]
         .map(String::from)
@@ -32,15 +32,10 @@ type Setup<'a> = Option<(u64, &'a [(&'static str, &'a str, &'a [&'a str])])>;
 /// One train of a call: its name's suffix, how it starts, its requests.
 type Train<'a> = (&'a str, Setup<'a>, Vec<Vec<String>>);
 
-/// The KEYS index of the `n`th idempotency record (0-based) in a call over
-/// `trains` trains (13 keys each, then the call's key).
-fn record(trains: usize, n: usize) -> String {
-    (13 * trains + 2 + n).to_string()
-}
-
 /// One call of `script` over `trains` (named `{set}-{suffix}`), as the
-/// service makes it (see prelude.lua), with the per-user limit `limit` and
-/// the idempotency records `idem:{key}` of the first train.
+/// service makes it (prelude.lua's layout; reserve_plain.lua's, seven keys
+/// and five fields, for it), with the per-user limit `limit` and the
+/// idempotency records `idem:{key}` of the first train.
 async fn call(
     h: &Harness,
     script: &str,
@@ -50,6 +45,11 @@ async fn call(
     limit: u64,
 ) -> Result<Value, String> {
     let name = |suffix: &str| format!("{set}-{suffix}");
+    let (train_keys, width): (&[&str], usize) = if script == RESERVE_PLAIN {
+        (&PLAIN_TRAIN_KEYS, 5)
+    } else {
+        (&TRAIN_KEYS, 10)
+    };
     let mut keys: Vec<String> = Vec::new();
     let mut args = vec![
         "test-token".to_owned(),
@@ -59,14 +59,24 @@ async fn call(
         "60000".into(),
         "0".into(),
     ];
+    let first_record = train_keys.len() * trains.len() + 2;
     for (n, (suffix, _, members)) in trains.iter().enumerate() {
         keys.extend(
-            TRAIN_KEYS
+            train_keys
                 .iter()
                 .map(|k| format!("train:{{{}}}:{k}", name(suffix))),
         );
-        args.extend([(13 * n + 1).to_string(), members.len().to_string()]);
-        args.extend(members.iter().flatten().cloned());
+        args.extend([
+            (train_keys.len() * n + 1).to_string(),
+            members.len().to_string(),
+        ]);
+        for member in members {
+            let mut fields = member[..width].to_vec();
+            if let Some(nth) = fields[3].strip_prefix('@') {
+                fields[3] = (first_record + nth.parse::<usize>().expect("@N")).to_string();
+            }
+            args.extend(fields);
+        }
     }
     let first = name(trains[0].0);
     keys.push(format!("train:{{{first}}}:call:test-token"));
@@ -197,7 +207,14 @@ async fn a_lone_plain_request_is_decided_as_reserve_lua_decides_it() {
     let h = Harness::start().await;
 
     // A booking, anonymous, on a fresh train (its records a hash table).
-    let booked = both(&h, "book", 0, &lone(Some((3, &[][..])), plain("r1", "2")), &[]).await;
+    let booked = both(
+        &h,
+        "book",
+        0,
+        &lone(Some((3, &[][..])), plain("r1", "2")),
+        &[],
+    )
+    .await;
     assert_eq!(booked, [ok("r1", 1)]);
     // With a user and the per-user limit (4), who has 3 seats: up to the
     // limit, and over it.
@@ -208,7 +225,14 @@ async fn a_lone_plain_request_is_decided_as_reserve_lua_decides_it() {
     let refused = both(&h, "over", 4, &lone(has_three, ann("r3", "2")), &[]).await;
     assert_eq!(refused, [no(409, "r3", 3)]);
     // Sold out: the seats left, and nothing stored.
-    let sold_out = both(&h, "out", 0, &lone(Some((1, &[][..])), plain("r4", "2")), &[]).await;
+    let sold_out = both(
+        &h,
+        "out",
+        0,
+        &lone(Some((1, &[][..])), plain("r4", "2")),
+        &[],
+    )
+    .await;
     assert_eq!(sold_out, [no(400, "r4", 1)]);
     // A lock someone else holds.
     let locked: Setup = Some((5, &[("SET", "lock", &["theirs", "PX", "5000"][..])][..]));
@@ -218,7 +242,7 @@ async fn a_lone_plain_request_is_decided_as_reserve_lua_decides_it() {
     let none = both(&h, "none", 0, &lone(None, plain("r6", "1")), &[]).await;
     assert_eq!(none, [no(404, "r6", 0)]);
     // A first request with an Idempotency-Key: its decision stored.
-    let keyed = member("r7", "1", r#""bo""#, &record(1, 0), "");
+    let keyed = member("r7", "1", r#""bo""#, "@0", "");
     let keyed = both(&h, "keyed", 0, &lone(Some((2, &[][..])), keyed), &["k"]).await;
     assert_eq!(keyed, [ok("r7", 1)]);
     // On a train that already has records (no wide field added this time).
@@ -282,8 +306,8 @@ async fn a_batch_over_several_trains_is_decided_as_reserve_lua_decides_it() {
             "e",
             Some((3, &[][..])),
             vec![
-                member("e1", "1", "", &record(5, 0), ""),
-                member("e2", "1", "", &record(5, 1), ""),
+                member("e1", "1", "", "@0", ""),
+                member("e2", "1", "", "@1", ""),
             ],
         ),
     ];
@@ -319,17 +343,16 @@ async fn a_batch_over_several_trains_is_decided_as_reserve_lua_decides_it() {
 async fn anything_else_is_handed_back_untouched() {
     let h = Harness::start().await;
     // What makes each case reserve.lua's: a key set on the second of two
-    // trains (name, value), or the request's idempotency record and `from`;
-    // and whether the hand-back names that train (n = 1 for its requests).
+    // trains (name, value), or the request's idempotency record; and
+    // whether the hand-back names that train (n = 1 for its requests).
     let cases = [
-        ("stations", "legs", r#"{"stations":["A","B"]}"#, "0", "", 1),
-        ("held", "held", "2", "0", "", 1),
-        ("broken", "stock", "x", "0", "", 1),
-        ("resent", "call:test-token", "1", "0", "", 0),
-        ("replay", "idem:k", r#"{"status":200}"#, "28", "", 0),
-        ("journey", "capacity", "9", "0", "A", 0),
+        ("stations", "legs", r#"{"stations":["A","B"]}"#, "0", 1),
+        ("held", "held", "2", "0", 1),
+        ("broken", "stock", "x", "0", 1),
+        ("resent", "call:test-token", "1", "0", 0),
+        ("replay", "idem:k", r#"{"status":200}"#, "@0", 0),
     ];
-    for (case, key, value, record, from, named) in cases {
+    for (case, key, value, record, named) in cases {
         let set = format!("back-{case}");
         let (first, second) = (format!("{set}-one"), format!("{set}-two"));
         h.create_train(&first, 9).await;
@@ -346,7 +369,7 @@ async fn anything_else_is_handed_back_untouched() {
         let idem: &[&str] = if record == "0" { &[] } else { &["k"] };
         let trains = [
             ("one", None, vec![plain("first", "1")]),
-            ("two", None, vec![member("second", "1", "", record, from)]),
+            ("two", None, vec![member("second", "1", "", record, "")]),
         ];
         let answer = call(&h, RESERVE_PLAIN, &set, &trains, idem, 0)
             .await
@@ -369,8 +392,8 @@ async fn anything_else_is_handed_back_untouched() {
         "one",
         None,
         vec![
-            member("a", "1", "", &record(1, 0), ""),
-            member("b", "1", "", &record(1, 0), ""),
+            member("a", "1", "", "@0", ""),
+            member("b", "1", "", "@0", ""),
         ],
     )];
     let answer = call(&h, RESERVE_PLAIN, "back-twice", &trains, &["k"], 0)
@@ -408,4 +431,24 @@ async fn a_train_that_handed_back_goes_straight_to_reserve_lua_for_a_while() {
         "one hand-back, then reserve.lua alone"
     );
     h.train("held").await.assert_invariants();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_names_stations_or_seats_never_takes_the_short_script() {
+    // reserve_plain.lua does not see stations or seats (it takes five
+    // fields a request), so the service must not send it such a request:
+    // on a train without stations or numbered seats, reserve.lua refuses
+    // them, where the short script would book the seats.
+    let h = Harness::start().await;
+    h.create_train("plain", 10).await;
+    for body in [
+        serde_json::json!({"train_id": "plain", "from": "A", "to": "B"}),
+        serde_json::json!({"train_id": "plain", "seat_ids": ["1A"]}),
+        serde_json::json!({"train_id": "plain", "class": "first"}),
+    ] {
+        let (status, _, answer) = h.post_reserve(body.clone()).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+    }
+    assert_eq!(h.train("plain").await.stock, Some(10));
+    assert_eq!(h.script_calls("reserve_plain").await.unwrap_or(0), 0);
 }

@@ -27,7 +27,7 @@ pub use reservations::{Reservation, ReservationView, ReserveReply, Reserving};
 pub use trains::{LegState, TrainState};
 
 use args::CallArgs;
-use scripts::{key_parts, Scripts, TRAIN_KEYS};
+use scripts::{key_parts, Scripts};
 
 use std::{sync::Arc, time::Duration};
 
@@ -202,7 +202,8 @@ impl Store {
     }
 
     /// One call of a train script (prelude.lua + its own part) for a batch
-    /// whose members may name different trains. KEYS: thirteen per train, the
+    /// whose members may name different trains. KEYS: the train's keys the
+    /// script takes (`Scripts::train_keys`: thirteen, or seven), the
     /// call's own key, the key of the call it follows (`id.after`), then the
     /// idempotency records the members name; ARGV: the common five (token,
     /// lock PX, memory, per-user limit, call key PX), the followed key's
@@ -219,6 +220,7 @@ impl Store {
         width: usize,
         fields: impl Fn(&M, &mut Records, &mut CallArgs),
     ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let train_keys = self.scripts.train_keys(script);
         // Trains in order of first arrival, each with its members' positions.
         let mut trains: Vec<(&str, Vec<usize>)> = Vec::new();
         for (at, (train, _)) in batch.iter().enumerate() {
@@ -229,15 +231,15 @@ impl Store {
         }
         let key_bytes: usize = trains
             .iter()
-            .map(|(train, _)| TRAIN_KEYS.len() * (self.prefix.len() + train.len() + 16))
+            .map(|(train, _)| train_keys.len() * (self.prefix.len() + train.len() + 16))
             .sum();
         let mut call = CallArgs::with_capacity(
-            TRAIN_KEYS.len() * trains.len() + 2,
+            train_keys.len() * trains.len() + 2,
             6 + 2 * trains.len() + 6 * batch.len(),
             key_bytes + 128 + 96 * batch.len(),
         );
         for (train, _) in &trains {
-            for name in TRAIN_KEYS {
+            for name in train_keys {
                 call.train_key(&self.prefix, train, name);
             }
         }
@@ -262,7 +264,7 @@ impl Store {
         call.number(after);
         let mut order = Vec::with_capacity(batch.len());
         for (n, (train, members)) in trains.iter().enumerate() {
-            call.number(TRAIN_KEYS.len() * n + 1);
+            call.number(train_keys.len() * n + 1);
             call.number(members.len());
             records.train = train;
             for &at in members {

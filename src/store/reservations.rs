@@ -173,13 +173,7 @@ impl Store {
         id: &CallId,
     ) -> Result<Result<Vec<ReserveReply>, Vec<&'a str>>, StoreError> {
         let answers = self
-            .call_trains(
-                &self.scripts.reserve_plain,
-                batch,
-                id,
-                5,
-                reservation_fields,
-            )
+            .call_trains(&self.scripts.reserve_plain, batch, id, 5, plain_fields)
             .await?;
         if answers.first().and_then(|answer| answer.first()?.as_i64()) != Some(0) {
             return replies(answers).map(Ok);
@@ -236,14 +230,20 @@ impl Store {
     }
 }
 
-/// One request's ten fields, as `reserve.lua` and `reserve_plain.lua` take them.
+/// One request's ten fields, as `reserve.lua` takes them.
 fn reservation_fields(r: &Reservation, records: &mut Records, call: &mut CallArgs) {
+    plain_fields(r, records, call);
+    call.journey(&r.journey);
+    call.seating(&r.seating);
+}
+
+/// The first five, all `reserve_plain.lua` takes: its requests name no
+/// stations and no seats (`Reserving` sends it no others).
+fn plain_fields(r: &Reservation, records: &mut Records, call: &mut CallArgs) {
     call.arg(&r.reservation_id);
     call.number(r.seats);
     call.user(r.user_id.as_deref());
     records.member_args(&r.idempotency, call);
-    call.journey(&r.journey);
-    call.seating(&r.seating);
 }
 
 /// The scripts' five fields per request, as replies.
