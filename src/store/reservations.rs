@@ -95,12 +95,10 @@ impl Decide for Reserving {
         id: &CallId,
     ) -> Result<Vec<ReserveReply>, StoreError> {
         self.store.metrics.batch(batch.len());
-        let plain = batch.iter().all(|(train, r)| {
-            r.journey == Journey::default()
-                && r.seating == Seating::default()
-                && !self.handed_back.lately(train)
-        });
-        if plain {
+        let plain = batch
+            .iter()
+            .all(|(_, r)| r.journey == Journey::default() && r.seating == Seating::default());
+        if plain && !self.handed_back.any_lately(batch) {
             // Handed back, the call goes to reserve.lua as it is, token
             // and all: reserve_plain.lua wrote nothing, not even its key.
             match self.store.reserve_plain(batch, id).await? {
@@ -128,14 +126,18 @@ const HANDED_BACK_FOR: Duration = Duration::from_secs(10);
 const HANDED_BACK_MAX: usize = 10_000;
 
 impl HandedBack {
-    fn lately(&self, train: &str) -> bool {
+    /// Whether a train of the batch handed a call back lately.
+    fn any_lately<M>(&self, batch: &[(String, M)]) -> bool {
         let trains = self
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        trains
-            .get(train)
-            .is_some_and(|at| at.elapsed() < HANDED_BACK_FOR)
+        !trains.is_empty()
+            && batch.iter().any(|(train, _)| {
+                trains
+                    .get(train)
+                    .is_some_and(|at| at.elapsed() < HANDED_BACK_FOR)
+            })
     }
 
     fn note(&self, train: &str) {
