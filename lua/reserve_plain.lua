@@ -6,10 +6,11 @@
 -- plain booking alone, and takes only the keys and fields that needs
 -- (turning a call's arguments into Lua is a third of its time). Anything
 -- else it hands back, before its first write, to reserve.lua, which the
--- service then sends the same call, token and all: so every other decision
--- and guarantee (re-sent calls, replayed Idempotency-Keys, expired holds,
--- journeys, seats) stays written once, in reserve.lua and the prelude, and
--- tests/reserve_plain.rs holds the two to the same answers and keys.
+-- service then sends the same requests with the same token: so every other
+-- decision and guarantee (re-sent calls, replayed Idempotency-Keys, expired
+-- holds, journeys, seats) stays written once, in reserve.lua and the
+-- prelude, and tests/reserve_plain.rs holds the two to the same answers and
+-- keys.
 --
 -- KEYS: 7 per train: 1 stock, 2 sold, 3 held, 4 lock, 5 reservations,
 -- 6 users, 7 legs; then the call's key (`call:TOKEN` of its first train),

@@ -65,7 +65,7 @@ pub type GiveBack = (u16, i64, i64);
 
 /// Group commit of reservations: one call per batch. A batch whose requests
 /// name no stations and no seats goes to `reserve_plain.lua` first, which
-/// books it in 0.6-0.8x `reserve.lua`'s time inside Redis, or hands the same
+/// books it in 0.6-0.8x `reserve.lua`'s time inside Redis, or hands the
 /// call back untouched when `reserve.lua` must decide (see the script).
 pub struct Reserving {
     store: Arc<Store>,
@@ -99,8 +99,9 @@ impl Decide for Reserving {
             .iter()
             .all(|(_, r)| r.journey == Journey::default() && r.seating == Seating::default());
         if plain && !self.handed_back.any_lately(batch) {
-            // Handed back, the call goes to reserve.lua as it is, token
-            // and all: reserve_plain.lua wrote nothing, not even its key.
+            // Handed back, the batch goes to reserve.lua in its own layout
+            // with the same token: reserve_plain.lua wrote nothing, not even
+            // the call's key.
             match self.store.reserve_plain(batch, id).await? {
                 Ok(replies) => return Ok(replies),
                 Err(trains) => {
