@@ -190,6 +190,11 @@ async fn both(
     seen.swap_remove(0).0
 }
 
+/// A train of `seats` seats and nothing else.
+fn fresh(seats: u64) -> Setup<'static> {
+    Some((seats, &[]))
+}
+
 /// A call of one request on one train.
 fn lone<'a>(setup: Setup<'a>, member: Vec<String>) -> Vec<Train<'a>> {
     vec![("t", setup, vec![member])]
@@ -207,14 +212,7 @@ async fn a_lone_plain_request_is_decided_as_reserve_lua_decides_it() {
     let h = Harness::start().await;
 
     // A booking, anonymous, on a fresh train (its records a hash table).
-    let booked = both(
-        &h,
-        "book",
-        0,
-        &lone(Some((3, &[][..])), plain("r1", "2")),
-        &[],
-    )
-    .await;
+    let booked = both(&h, "book", 0, &lone(fresh(3), plain("r1", "2")), &[]).await;
     assert_eq!(booked, [ok("r1", 1)]);
     // With a user and the per-user limit (4), who has 3 seats: up to the
     // limit, and over it.
@@ -225,14 +223,7 @@ async fn a_lone_plain_request_is_decided_as_reserve_lua_decides_it() {
     let refused = both(&h, "over", 4, &lone(has_three, ann("r3", "2")), &[]).await;
     assert_eq!(refused, [no(409, "r3", 3)]);
     // Sold out: the seats left, and nothing stored.
-    let sold_out = both(
-        &h,
-        "out",
-        0,
-        &lone(Some((1, &[][..])), plain("r4", "2")),
-        &[],
-    )
-    .await;
+    let sold_out = both(&h, "out", 0, &lone(fresh(1), plain("r4", "2")), &[]).await;
     assert_eq!(sold_out, [no(400, "r4", 1)]);
     // A lock someone else holds.
     let locked: Setup = Some((5, &[("SET", "lock", &["theirs", "PX", "5000"][..])][..]));
@@ -243,7 +234,7 @@ async fn a_lone_plain_request_is_decided_as_reserve_lua_decides_it() {
     assert_eq!(none, [no(404, "r6", 0)]);
     // A first request with an Idempotency-Key: its decision stored.
     let keyed = member("r7", "1", r#""bo""#, "@0", "");
-    let keyed = both(&h, "keyed", 0, &lone(Some((2, &[][..])), keyed), &["k"]).await;
+    let keyed = both(&h, "keyed", 0, &lone(fresh(2), keyed), &["k"]).await;
     assert_eq!(keyed, [ok("r7", 1)]);
     // On a train that already has records (no wide field added this time).
     let earlier = r#"{"user_id":null,"seats":1,"created_at_ms":1}"#;
@@ -274,7 +265,7 @@ async fn a_batch_over_several_trains_is_decided_as_reserve_lua_decides_it() {
         // take, then one they can.
         (
             "a",
-            Some((5, &[][..])),
+            fresh(5),
             vec![
                 plain("a1", "2"),
                 plain("a2", "2"),
@@ -304,7 +295,7 @@ async fn a_batch_over_several_trains_is_decided_as_reserve_lua_decides_it() {
         // Idempotency-Keys on two requests of a train.
         (
             "e",
-            Some((3, &[][..])),
+            fresh(3),
             vec![
                 member("e1", "1", "", "@0", ""),
                 member("e2", "1", "", "@1", ""),
@@ -332,7 +323,7 @@ async fn a_batch_over_several_trains_is_decided_as_reserve_lua_decides_it() {
 
     // A call that books nothing leaves nothing behind, its key included.
     let nothing = [
-        ("a", Some((1, &[][..])), vec![plain("x1", "2")]),
+        ("a", fresh(1), vec![plain("x1", "2")]),
         ("b", None, vec![plain("x2", "1")]),
     ];
     let answers = both(&h, "nothing", 0, &nothing, &[]).await;
