@@ -53,7 +53,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use crate::store::error::StoreError;
+use crate::error::StoreError;
 
 /// Most reservations in one script call: bounds the script's run time (Redis
 /// serves nobody else meanwhile) and the size of one reply.

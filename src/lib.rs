@@ -18,6 +18,7 @@
 //! - [`coalesce`]: one fetch shared by every caller of a short window (the
 //!   seat map's per-train snapshots);
 //! - [`store`]: the Redis pool and one typed call per Lua script;
+//! - [`error`]: why a Redis call gave no answer (the store's and `batch`'s);
 //! - [`embedded`]: the private redis-server used when no REDIS_URL is given;
 //! - [`metrics`]: the Prometheus registry behind `GET /metrics`;
 //! - [`logging`]: text or JSON log lines, and masking passwords out of them;
@@ -32,6 +33,7 @@ pub mod coalesce;
 pub mod config;
 pub mod connection;
 pub mod embedded;
+pub mod error;
 pub mod identity;
 pub mod logging;
 pub mod metrics;

@@ -11,7 +11,6 @@
 //! caches of every primary for `/readyz` (`primaries`).
 
 mod args;
-pub mod error;
 mod holds;
 mod primaries;
 mod rate;
@@ -20,7 +19,7 @@ mod reservations;
 pub mod scripts;
 mod trains;
 
-pub use error::StoreError;
+pub use crate::error::StoreError;
 pub use holds::{Confirm, ConfirmReply, Confirming, HoldReply, HoldRequest, HoldView, Holding};
 pub use rate::Limiting;
 pub use reservations::{Reservation, ReservationView, ReserveReply, Reserving};

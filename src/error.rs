@@ -1,9 +1,9 @@
 //! Why a Redis call gave no answer the service can pass on, and how fred's
 //! errors map to it.
 //!
-//! A file of its own because both sides of the group commit name it: the
-//! store returns it, and `batch` hands it to every member of a failed call
-//! (so `batch` need not import the store that imports it).
+//! Outside `store` because both sides of the group commit name it: the
+//! store returns it, and `batch` hands it to every member of a failed call;
+//! here, `batch` need not import the store that imports it.
 
 use fred::prelude::{Error as RedisError, ErrorKind};
 
