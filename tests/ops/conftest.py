@@ -225,9 +225,15 @@ def browser():
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=open(Path(profile) / "chromium.log", "w"))
     try:
-        # Chromium writes the port it picked here once it listens.
+        # Chromium writes the port it picked here once it listens: its first
+        # line, "PORT\n/devtools/browser/ID". The file can be seen empty or
+        # half written, so only a whole first line counts.
         active = Path(profile) / "DevToolsActivePort"
-        port = wait_until(lambda: active.exists() and active.read_text().split()[0], "chromium's DevTools port")
+
+        def devtools_port():
+            first, newline, _ = (active.read_text() if active.exists() else "").partition("\n")
+            return first if newline and first.isdigit() else None
+        port = wait_until(devtools_port, "chromium's DevTools port")
         def page_url():
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as r:
                 pages = [t for t in json.load(r) if t["type"] == "page"]
