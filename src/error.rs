@@ -2,8 +2,8 @@
 //! errors map to it.
 //!
 //! Outside `store` because both sides of the group commit name it: the
-//! store returns it, and `batch` hands it to every member of a failed call;
-//! here, `batch` need not import the store that imports it.
+//! store returns it, and `batch` hands it to every member of a failed call.
+//! Here it spares `batch` importing the store, which imports `batch`.
 
 use fred::prelude::{Error as RedisError, ErrorKind};
 

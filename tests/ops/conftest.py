@@ -41,14 +41,17 @@ def free_port():
 
 
 def wait_until(check, what, timeout=30.0):
-    """Polls `check` (bounded) until it returns something truthy."""
+    """Polls `check` (bounded) until it returns something truthy. A check
+    that raises what a thing not there yet raises (a refused connection,
+    unparsable text, a list or map still short of the item it indexes, as a
+    page in mid-render) is tried again."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             result = check()
             if result:
                 return result
-        except (OSError, ValueError):
+        except (OSError, ValueError, LookupError):
             pass
         time.sleep(0.02)
     raise AssertionError(f"{what} not ready after {timeout}s")
