@@ -93,6 +93,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -549,16 +550,33 @@ def ceiling(procs, tmp):
 
 
 def measured(service, redis_port, *args, **kwargs):
-    """wrk(*args), with the service's CPU per answer, Redis's CPU per answer
-    and answers per script call over the run."""
+    """wrk(*args), with the service's, Redis's and wrk's CPU per answer,
+    the share of the cores left idle, and answers per script call over the
+    run: where the two cores went."""
     cpu0, rcpu0, calls0 = cpu_seconds(service.pid), redis_cpu(redis_port), script_calls(redis_port)
+    idle0, wrk0 = idle_ticks(), children_cpu()
     result = wrk(*args, **kwargs)
+    idle1, wrk1 = idle_ticks(), children_cpu()
     ok = max(result["ok"], 1)
     calls = script_calls(redis_port) - calls0
     result.update(svc_us=1e6 * (cpu_seconds(service.pid) - cpu0) / ok,
                   redis_us=1e6 * (redis_cpu(redis_port) - rcpu0) / ok,
+                  wrk_us=1e6 * (wrk1 - wrk0) / ok,
+                  idle=(idle1[0] - idle0[0]) / max(idle1[1] - idle0[1], 1),
                   per_call=result["ok"] / calls if calls else None)
     return result
+
+
+def idle_ticks():
+    """The cores' idle (and I/O wait) ticks and all their ticks so far."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)
+
+
+def children_cpu():
+    """User plus system CPU of the child processes waited for so far (wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_pass(procs, tmp, aof):

@@ -14,8 +14,12 @@ Redis's time per reserve.lua call when a call carries one reservation
 carries one) and the peer's per call; and our 1,000 trains against our own
 hot train, in alternating rounds of their own.
 
-Prints one table with the rates, p50 and p99, the ratios, and the issue's
-goals met or not; with them the machine's load average before the run and
+Prints one table with the rates, p50 and p99, the ratios, where the two
+cores went (CPU a request of the service, Redis and wrk, and the share
+left idle), and the issue's goals met or not; with them the CPU budget that
+1.2x the peer over 1,000 trains leaves a request (what the cores can give
+at that rate, as busy as the peer kept them), the machine's load average
+before the run and
 the fixed-answer ceiling of this run (nginx answering a fixed 200 at 64
 connections, bench.py's `ceiling`), so a goal can be read against what
 any HTTP service does on these cores at that moment: these shared cores
@@ -80,7 +84,7 @@ def evalsha_us(redis_port):
 def medians(runs):
     """One system's figures for one load: the median of its rounds for each."""
     return {key: statistics.median(w[key] for w in runs)
-            for key in ("rate", "p50", "p99", "svc_us", "redis_us")} | {"errors": sum(w["errors"] for w in runs)}
+            for key in ("rate", "p50", "p99", "svc_us", "redis_us", "wrk_us", "idle")} | {"errors": sum(w["errors"] for w in runs)}
 
 
 LOADS = [("one hot train", 64, bench.WRK_SCRIPT), ("1,000 trains", 64, bench.WRK_SPREAD_SCRIPT),
@@ -144,14 +148,16 @@ def report(out, per_call, top, loadavg):
           f"of wrk -t1 {ROUND_SECONDS}s on each, alternating which goes first: medians of the rounds, the ratio "
           "the median of the rounds' ratios\n")
     print("| load | conns | this service /s | p50 ms | p99 ms | peer /s | p50 ms | p99 ms | ratio | "
-          "service CPU us | Redis CPU us (ours, peer) |")
+          "CPU us a request: service, Redis, wrk (ours; peer) | cores idle (ours, peer) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     failed = False
     for (load, conns), row in ((k, v) for k, v in out.items() if k != "spread/hot"):
         o, p = row["ours"], row["peer"]
         print(f"| {load} | {conns} | {o['rate']:.0f} | {o['p50']:.2f} | {o['p99']:.2f} | {p['rate']:.0f} "
-              f"| {p['p50']:.2f} | {p['p99']:.2f} | {row['ratio']:.2f}x | {o['svc_us']:.1f} "
-              f"| {o['redis_us']:.1f}, {p['redis_us']:.1f} |")
+              f"| {p['p50']:.2f} | {p['p99']:.2f} | {row['ratio']:.2f}x "
+              f"| {o['svc_us']:.1f}, {o['redis_us']:.1f}, {o['wrk_us']:.1f}; "
+              f"{p['svc_us']:.1f}, {p['redis_us']:.1f}, {p['wrk_us']:.1f} "
+              f"| {100 * o['idle']:.0f}%, {100 * p['idle']:.0f}% |")
         if o["errors"] or p["errors"]:
             print(f"|  | errors (non-2xx answers, socket errors): this service {o['errors']}, peer {p['errors']} "
                   "| | | | | | | | | |")
@@ -175,6 +181,7 @@ def report(out, per_call, top, loadavg):
           f"{1.2 * hot['peer']['rate']:.0f}/s on the hot train ({1.2 * hot['peer']['rate'] / top['rate']:.2f}x the "
           f"ceiling) and {1.2 * spread['peer']['rate']:.0f}/s over 1,000 trains "
           f"({1.2 * spread['peer']['rate'] / top['rate']:.2f}x the ceiling).")
+    print(budget(spread))
     if per_call.get("ours") is not None:
         goals.append((f"one call carrying one reservation <= 25 us in Redis ({per_call['ours']:.1f} us; "
                       f"the peer's call {per_call.get('peer') or 0:.1f} us)", per_call["ours"] <= 25.0))
@@ -182,6 +189,19 @@ def report(out, per_call, top, loadavg):
     for what, ok in goals:
         print(f"- {'met' if ok else 'NOT MET'}: {what}")
     return failed
+
+
+def budget(row):
+    """What 1.2x the peer's rate leaves each request of the two cores, with
+    them as busy as the peer kept them, against what each system spent."""
+    o, p = row["ours"], row["peer"]
+    rate = 1.2 * p["rate"]
+    per_request = (os.cpu_count() or 1) * 1e6 * (1 - p["idle"]) / rate
+    return (f"Budget: 1.2x the peer over 1,000 trains at 64 conns is {rate:.0f}/s; with the cores "
+            f"{100 * p['idle']:.0f}% idle, as the peer left them, that is {per_request:.1f} us of CPU a request, "
+            f"{per_request - o['wrk_us']:.1f} after wrk's {o['wrk_us']:.1f}, for the service and Redis together. "
+            f"This service spent {o['svc_us'] + o['redis_us']:.1f} ({o['svc_us']:.1f} + {o['redis_us']:.1f}), "
+            f"the peer {p['svc_us'] + p['redis_us']:.1f} ({p['svc_us']:.1f} + {p['redis_us']:.1f}).")
 
 
 def main():
