@@ -276,9 +276,10 @@ impl Metrics {
         self.ready.set(if ready { 1.0 } else { 0.0 });
     }
 
-    /// The exposition, in Prometheus text format 0.0.4.
+    /// The exposition, in Prometheus text format 0.0.4, in a fixed order
+    /// (see `in_order`).
     pub fn render(&self) -> String {
-        self.handle.render()
+        in_order(&self.handle.render())
     }
 
     /// Folds recorded histogram samples into their buckets. `render` does it
@@ -318,6 +319,98 @@ impl Metrics {
         self.recorder
             .register_counter(&Key::from_parts(HTTP_REQUESTS, labels), &METADATA)
     }
+}
+
+/// The exporter's exposition with its families in name order and each
+/// family's series in label order, the way Prometheus's own clients write
+/// it. The exporter's order follows its hash maps, so it changed from one
+/// start, and one scrape, to the next: an operator reading `/metrics` by
+/// eye could not find a series where it was the last time. A histogram's
+/// lines for one label set stay together, in the exporter's order (buckets
+/// by `le`, then `_sum` and `_count`). Scrapes are rare and the text a few
+/// hundred lines, so sorting it costs nothing that matters.
+fn in_order(text: &str) -> String {
+    let mut families: Vec<(String, Vec<&str>)> = text
+        .split("\n\n")
+        .map(|block| {
+            block
+                .lines()
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|lines| !lines.is_empty())
+        .map(|lines| (family_name(lines[0]).to_owned(), lines))
+        .collect();
+    families.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::with_capacity(text.len());
+    for (_, lines) in &mut families {
+        let head = lines
+            .iter()
+            .take_while(|line| line.starts_with('#'))
+            .count();
+        let mut series: Vec<_> = lines[head..]
+            .iter()
+            .enumerate()
+            .map(|(at, line)| (series_order(line), at, *line))
+            .collect();
+        series.sort();
+        for line in lines[..head]
+            .iter()
+            .chain(series.iter().map(|(_, _, line)| line))
+        {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The family a block's first line names: `# HELP name ...`, `# TYPE name
+/// ...`, or a series `name{...} value`.
+fn family_name(line: &str) -> &str {
+    match line.strip_prefix("# ") {
+        Some(comment) => comment.split_whitespace().nth(1).unwrap_or(""),
+        None => line.split(['{', ' ']).next().unwrap_or(""),
+    }
+}
+
+/// Where a series line sorts in its family: by its labels other than `le`,
+/// then a histogram's buckets before its `_sum` and `_count`.
+fn series_order(line: &str) -> (String, u8) {
+    let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+    let rank = match &line[..name_end] {
+        name if name.ends_with("_sum") => 1,
+        name if name.ends_with("_count") => 2,
+        _ => 0,
+    };
+    let mut labels = String::new();
+    if line[name_end..].starts_with('{') {
+        // Label values are quoted, with `\"` and `\\` escaped, and route
+        // patterns hold braces: the set ends at the first `}` outside quotes.
+        let (mut quoted, mut escaped, mut pair) = (false, false, String::new());
+        for c in line[name_end + 1..].chars() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                ',' | '}' if !quoted => {
+                    if !pair.starts_with("le=") {
+                        labels.push_str(&pair);
+                        labels.push(',');
+                    }
+                    pair.clear();
+                    if c == '}' {
+                        break;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            pair.push(c);
+        }
+    }
+    (labels, rank)
 }
 
 fn method_index(method: &Method) -> usize {
@@ -394,6 +487,50 @@ mod tests {
         ), "{text}");
         assert!(text.contains(r#"train_reservation_redis_errors_total{kind="unavailable"} 1"#));
         assert!(!text.contains("BREW"));
+    }
+
+    #[test]
+    fn families_and_series_come_in_order() {
+        let exporter = concat!(
+            "# HELP b_seconds Time.\n# TYPE b_seconds histogram\n",
+            "b_seconds_bucket{route=\"/z\",le=\"1\"} 0\nb_seconds_bucket{route=\"/z\",le=\"+Inf\"} 0\n",
+            "b_seconds_sum{route=\"/z\"} 0\nb_seconds_count{route=\"/z\"} 0\n",
+            "b_seconds_bucket{route=\"/t/{id}\",le=\"1\"} 2\nb_seconds_bucket{route=\"/t/{id}\",le=\"+Inf\"} 3\n",
+            "b_seconds_sum{route=\"/t/{id}\"} 4\nb_seconds_count{route=\"/t/{id}\"} 3\n\n",
+            "# TYPE a_total counter\n",
+            "a_total{method=\"POST\",status=\"200\"} 1\na_total{method=\"GET\",status=\"404\"} 2\n",
+            "a_total{method=\"GET\",status=\"200\"} 3\n\n",
+            "# TYPE c gauge\nc 1\n\n",
+        );
+        assert_eq!(
+            in_order(exporter),
+            concat!(
+                "# TYPE a_total counter\n",
+                "a_total{method=\"GET\",status=\"200\"} 3\na_total{method=\"GET\",status=\"404\"} 2\n",
+                "a_total{method=\"POST\",status=\"200\"} 1\n\n",
+                "# HELP b_seconds Time.\n# TYPE b_seconds histogram\n",
+                "b_seconds_bucket{route=\"/t/{id}\",le=\"1\"} 2\nb_seconds_bucket{route=\"/t/{id}\",le=\"+Inf\"} 3\n",
+                "b_seconds_sum{route=\"/t/{id}\"} 4\nb_seconds_count{route=\"/t/{id}\"} 3\n",
+                "b_seconds_bucket{route=\"/z\",le=\"1\"} 0\nb_seconds_bucket{route=\"/z\",le=\"+Inf\"} 0\n",
+                "b_seconds_sum{route=\"/z\"} 0\nb_seconds_count{route=\"/z\"} 0\n\n",
+                "# TYPE c gauge\nc 1\n\n",
+            )
+        );
+        // The service's own exposition: the same text from two registries
+        // that recorded the same (so in the same order), families by name.
+        let (one, two) = (metrics(), metrics());
+        for m in [&one, &two] {
+            m.answered(&Method::POST, 0, StatusCode::OK, Duration::ZERO, None);
+        }
+        let text = one.render();
+        assert_eq!(text, two.render());
+        let families: Vec<_> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .collect();
+        let mut sorted = families.clone();
+        sorted.sort();
+        assert_eq!(families, sorted);
     }
 
     #[test]
